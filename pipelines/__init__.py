@@ -1,0 +1,1 @@
+"""DVC stages: fetch, prepare, train, evaluate, register. Run each with `python -m pipelines.<stage>`."""

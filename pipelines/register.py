@@ -1,0 +1,98 @@
+"""DVC stage `register`: add the trained model to the MLflow Model Registry.
+
+Every run registers a new version of the model with its threshold, quality metrics, data
+checksum and code commit as tags. The "challenger" alias moves to it only when the quality gates
+in params.yaml pass; "Production" moves only when `register.promote` is true as well, since
+promoting is otherwise a person's decision (MLflow UI or `fraud promote`).
+reports/registered.json is not DVC-cached, so DVC's run cache cannot skip the registration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pipelines.evaluate import METRICS_FILE
+from pipelines.params import RegisterParams, load_params
+from pipelines.stage import run_stage
+from pipelines.tracking import TRAIN_RUN_FILE, configure_mlflow, read_json, write_json
+
+REGISTERED_FILE = Path("reports/registered.json")
+CHALLENGER_ALIAS = "challenger"
+PRODUCTION_ALIAS = "Production"
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def failed_gates(metrics: dict[str, float], params: RegisterParams) -> list[str]:
+    """Each quality gate the metrics miss, as a sentence; empty when all pass."""
+    gates = (
+        ("auprc", params.min_auprc),
+        ("roc_auc", params.min_roc_auc),
+        ("recall_at_p90", params.min_recall_at_p90),
+    )
+    return [
+        f"{name} {metrics[name]:.4f} < {minimum:.4f} (register.min_{name})"
+        for name, minimum in gates
+        if metrics[name] < minimum
+    ]
+
+
+def version_tags(run: dict[str, Any], metrics: dict[str, float]) -> dict[str, str]:
+    return {
+        "threshold": repr(float(metrics["threshold"])),
+        "auprc": f"{metrics['auprc']:.6f}",
+        "roc_auc": f"{metrics['roc_auc']:.6f}",
+        "recall_at_p90": f"{metrics['recall_at_p90']:.6f}",
+        "data_sha256": str(run["data_sha256"]),
+        "git_commit": str(run["git_commit"]),
+    }
+
+
+def register(params: RegisterParams) -> dict[str, Any]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    run = read_json(TRAIN_RUN_FILE, "train")
+    metrics = read_json(METRICS_FILE, "evaluate")
+    failures = failed_gates(metrics, params)
+    configure_mlflow()
+    tags = version_tags(run, metrics) | {"quality_gates": "failed" if failures else "passed"}
+    version = mlflow.register_model(run["model_uri"], params.model_name, tags=tags)
+    client = MlflowClient()
+    aliases: list[str] = []
+    if not failures:
+        aliases.append(CHALLENGER_ALIAS)
+        if params.promote:
+            aliases.append(PRODUCTION_ALIAS)
+    for alias in aliases:
+        client.set_registered_model_alias(params.model_name, alias, version.version)
+    record = {
+        "name": params.model_name,
+        "version": int(version.version),
+        "run_id": run["run_id"],
+        "model_uri": run["model_uri"],
+        "aliases": aliases,
+        "quality_gates_failed": failures,
+    }
+    write_json(REGISTERED_FILE, record)
+    return record
+
+
+def main() -> None:
+    record = register(load_params().registration)
+    where = f"{record['name']} version {record['version']}"
+    if record["quality_gates_failed"]:
+        console.print(
+            f"[yellow]register: {where} registered without aliases; quality gates failed: "
+            f"{'; '.join(record['quality_gates_failed'])}[/]",
+            highlight=False,
+        )
+    else:
+        console.print(f"register: {where} registered, aliases: {', '.join(record['aliases'])}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -46,7 +46,8 @@ def validate_raw_frame(frame: pd.DataFrame, *, source: str = "the data") -> None
     non_numeric = [c for c in RAW_COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise DataValidationError(
-            f"{source} has non-numeric values in column(s) {non_numeric}; every column must be a number."
+            f"{source} has non-numeric values in column(s) {non_numeric}; "
+            "every column must be a number."
         )
     values = frame.to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
@@ -60,7 +61,8 @@ def validate_raw_frame(frame: pd.DataFrame, *, source: str = "the data") -> None
     unknown = sorted(set(labels.unique()) - {0, 1})
     if unknown:
         raise DataValidationError(
-            f"{source} has labels {unknown[:5]} in column '{LABEL_COLUMN}'; only 0 and 1 are allowed."
+            f"{source} has labels {unknown[:5]} in column '{LABEL_COLUMN}'; "
+            "only 0 and 1 are allowed."
         )
     if labels.nunique() < 2:
         raise DataValidationError(

@@ -99,14 +99,17 @@ def evaluate(
             {
                 "threshold": COST_GRID,
                 "valid_cost": cost_at_thresholds(
-                    valid[LABEL_COLUMN], valid_scores, valid[AMOUNT_COLUMN], COST_GRID,
+                    valid[LABEL_COLUMN],
+                    valid_scores,
+                    valid[AMOUNT_COLUMN],
+                    COST_GRID,
                     review_cost=params.review_cost,
                 ),
                 "test_cost": cost_at_thresholds(
                     y_test, test_scores, amounts, COST_GRID, review_cost=params.review_cost
                 ),
             }
-        ),  # fmt: skip
+        ),
     }
     return metrics, plots
 
@@ -127,7 +130,9 @@ def log_to_run(run_id: str, metrics: dict[str, float], files: list[Path]) -> Non
 
     configure_mlflow()
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"test_{k}" if k != "threshold" else k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics(
+            {f"test_{k}" if k != "threshold" else k: float(v) for k, v in metrics.items()}
+        )
         for path in [METRICS_FILE, *files]:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
 

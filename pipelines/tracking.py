@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ def configure_mlflow(experiment: str | None = None) -> str:
 
     uri = TrackingSettings().tracking_uri
     mlflow.set_tracking_uri(uri)
-    if experiment is not None:
+    # Under `mlflow run`, MLflow has already created the run (MLFLOW_RUN_ID) in the experiment
+    # named on its command line; choosing another one here would make start_run() refuse it.
+    if experiment is not None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(experiment)
     return uri
 
@@ -51,7 +54,9 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise StageError(f"{path} does not exist; run the {produced_by} stage first.") from exc
     except ValueError as exc:
-        raise StageError(f"{path} is not valid JSON ({exc}); rerun the {produced_by} stage.") from exc
+        raise StageError(
+            f"{path} is not valid JSON ({exc}); rerun the {produced_by} stage."
+        ) from exc
     return data
 
 

@@ -38,7 +38,9 @@ def load_split(name: str) -> pd.DataFrame:
 
 def dmatrix(frame: pd.DataFrame) -> xgb.DMatrix:
     return xgb.DMatrix(
-        feature_matrix(frame), label=frame[LABEL_COLUMN].to_numpy(), feature_names=list(FEATURE_COLUMNS)
+        feature_matrix(frame),
+        label=frame[LABEL_COLUMN].to_numpy(),
+        feature_names=list(FEATURE_COLUMNS),
     )
 
 
@@ -110,12 +112,17 @@ def train(params: Params) -> dict[str, Any]:
     commit = git_commit()
     configure_mlflow(params.mlflow.experiment)
     with mlflow.start_run() as run:
-        mlflow.set_tags({"data_sha256": manifest["data_sha256"], "git_commit": commit, "stage": "train"})
+        mlflow.set_tags(
+            {"data_sha256": manifest["data_sha256"], "git_commit": commit, "stage": "train"}
+        )
         mlflow.log_params({f"train.{k}": v for k, v in params.train.model_dump().items()})
         booster = fit(train_frame, valid_frame, params.train)
         best_iteration = int(booster.attr("best_iteration") or 0)
         mlflow.log_metrics(
-            {"valid_aucpr_xgb": float(booster.attr("best_score") or "nan"), "best_iteration": best_iteration}
+            {
+                "valid_aucpr_xgb": float(booster.attr("best_score") or "nan"),
+                "best_iteration": best_iteration,
+            }
         )
         example = valid_frame.loc[:, list(FEATURE_COLUMNS)].head(5).astype(np.float64)
         signature = infer_signature(example, booster.predict(xgb.DMatrix(example)))

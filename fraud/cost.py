@@ -30,6 +30,10 @@ def _validated(
         raise ValueError("labels, scores and amounts must have the same length.")
     if y.size == 0:
         raise ValueError("no rows to choose a threshold on.")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0 or 1.")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite.")
     if review_cost < 0 or not np.isfinite(review_cost):
         raise ValueError("review_cost must be a finite number >= 0.")
     if (a < 0).any() or not np.isfinite(a).all():

@@ -125,6 +125,7 @@ def bootstrap_average_precision(
     if samples < 1:
         raise ValueError("samples must be at least 1.")
     ranked = RankedScores.of(y_true, scores)
+    _require_both_classes(*ranked.counts())
     n = ranked.labels.size
     rng = np.random.default_rng(seed)
     estimates = np.empty(samples)

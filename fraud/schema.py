@@ -58,11 +58,11 @@ def validate_raw_frame(frame: pd.DataFrame, *, source: str = "the data") -> None
             f"{source} has {bad_rows} row(s) with NaN or infinite values in {bad_columns}."
         )
     labels = frame[LABEL_COLUMN]
-    unknown = sorted(set(labels.unique()) - {0, 1})
+    unknown = sorted({float(v) for v in labels.unique()} - {0.0, 1.0})
     if unknown:
+        shown = ", ".join(f"{v:g}" for v in unknown[:5])
         raise DataValidationError(
-            f"{source} has labels {unknown[:5]} in column '{LABEL_COLUMN}'; "
-            "only 0 and 1 are allowed."
+            f"{source} has labels [{shown}] in column '{LABEL_COLUMN}'; only 0 and 1 are allowed."
         )
     if labels.nunique() < 2:
         raise DataValidationError(

@@ -20,5 +20,5 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except (StageError, ParamsError, DataValidationError) as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)

@@ -23,10 +23,10 @@ help: ## list the tasks
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled at install time: with PYTHONDONTWRITEBYTECODE set (as on CI), every
+# process would otherwise recompile mlflow, xgboost and scipy from source (~9 s per import).
 $(STAMP): requirements.lock pyproject.toml | $(filter .tools/bin/uv,$(UV))
 	$(UV) venv --allow-existing --python 3.11 $(VENV)
-	# Bytecode is compiled at install time: with PYTHONDONTWRITEBYTECODE set (as on CI), every
-	# process would otherwise recompile mlflow, xgboost and scipy from source (~9 s per import).
 	$(UV) pip sync --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps --editable .
 	touch $@

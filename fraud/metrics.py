@@ -15,6 +15,21 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 
 
+def labels_and_scores(y_true: ArrayLike, scores: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Flat float arrays of equal, non-zero length; labels 0/1 and finite scores, or ValueError."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length.")
+    if y.size == 0:
+        raise ValueError("no rows to score.")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0 or 1.")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite.")
+    return y, s
+
+
 @dataclass(frozen=True)
 class RankedScores:
     """Scores sorted once (descending) with the labels, ready for curve computations."""
@@ -25,16 +40,7 @@ class RankedScores:
 
     @classmethod
     def of(cls, y_true: ArrayLike, scores: ArrayLike) -> RankedScores:
-        y = np.asarray(y_true, dtype=np.float64).ravel()
-        s = np.asarray(scores, dtype=np.float64).ravel()
-        if y.shape != s.shape:
-            raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length.")
-        if y.size == 0:
-            raise ValueError("no rows to score.")
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise ValueError("labels must be 0 or 1.")
-        if not np.isfinite(s).all():
-            raise ValueError("scores must be finite.")
+        y, s = labels_and_scores(y_true, scores)
         order = np.argsort(-s, kind="stable")
         s_sorted = s[order]
         group_ends = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
@@ -165,8 +171,9 @@ class ConfusionCounts:
 
 def confusion_at(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> ConfusionCounts:
     """Counts when a transaction is flagged as fraud iff its score is at least ``threshold``."""
-    y = np.asarray(y_true).astype(bool).ravel()
-    flagged = np.asarray(scores, dtype=np.float64).ravel() >= threshold
+    labels, s = labels_and_scores(y_true, scores)
+    y = labels.astype(bool)
+    flagged = s >= threshold
     return ConfusionCounts(
         true_positives=int(np.sum(flagged & y)),
         false_positives=int(np.sum(flagged & ~y)),

@@ -19,6 +19,7 @@ PROJECT_FILES = (
     "fraud",
     "pipelines",
     "serving",
+    "notebooks",
     "dvc.yaml",
     "params.yaml",
     "MLproject",

@@ -156,6 +156,26 @@ def test_registered_model_is_the_native_booster_with_a_signature(pipeline: Pipel
     assert booster.predict(matrix).tolist() == local.predict(matrix).tolist()
 
 
+def test_model_analysis_notebook_runs_and_agrees_with_the_reports(pipeline: Pipeline) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = pipeline.repo / "notebooks/model_analysis.ipynb"
+    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    client = NotebookClient(
+        notebook, timeout=300, resources={"metadata": {"path": str(pipeline.repo / "notebooks")}}
+    )
+    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+
+    errors = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert errors == []
+
+
 def test_second_repro_changes_nothing(pipeline: Pipeline) -> None:
     lock_before = (pipeline.repo / "dvc.lock").read_text()
     versions_before = pipeline.versions()

@@ -460,3 +460,13 @@ def test_labels_other_than_zero_or_one_raise(metric: Metric, bad: float) -> None
     labels = np.array([0, 1, bad, 1], dtype=np.float64)
     with pytest.raises(ValueError, match="0 or 1"):
         metric(labels, [0.1, 0.4, 0.6, 0.8])
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores"),
+    [([1], [0.1, 0.5, 0.9]), ([0, 2, 1], [0.1, 0.5, 0.9]), ([0, 1], [0.2, float("nan")])],
+    ids=["length-mismatch", "label-2", "nan-score"],
+)
+def test_confusion_at_rejects_invalid_input(labels: list[int], scores: list[float]) -> None:
+    with pytest.raises(ValueError):
+        confusion_at(labels, scores, 0.3)

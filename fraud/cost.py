@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fraud.metrics import FloatArray
+from fraud.metrics import FloatArray, labels_and_scores
 
 
 @dataclass(frozen=True)
@@ -23,17 +23,10 @@ class ThresholdChoice:
 def _validated(
     y_true: ArrayLike, scores: ArrayLike, amounts: ArrayLike, review_cost: float
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    y = np.asarray(y_true, dtype=np.float64).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    y, s = labels_and_scores(y_true, scores)
     a = np.asarray(amounts, dtype=np.float64).ravel()
-    if not (y.shape == s.shape == a.shape):
+    if a.shape != y.shape:
         raise ValueError("labels, scores and amounts must have the same length.")
-    if y.size == 0:
-        raise ValueError("no rows to choose a threshold on.")
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("labels must be 0 or 1.")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite.")
     if review_cost < 0 or not np.isfinite(review_cost):
         raise ValueError("review_cost must be a finite number >= 0.")
     if (a < 0).any() or not np.isfinite(a).all():

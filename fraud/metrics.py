@@ -20,7 +20,7 @@ def labels_and_scores(y_true: ArrayLike, scores: ArrayLike) -> tuple[FloatArray,
     y = np.asarray(y_true, dtype=np.float64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
-        raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length.")
+        raise ValueError(f"labels ({y.size}) and scores ({s.size}) must have the same length.")
     if y.size == 0:
         raise ValueError("no rows to score.")
     if not np.isin(y, (0.0, 1.0)).all():

@@ -436,7 +436,7 @@ def test_single_class_raises(metric: Metric, label: int) -> None:
 @pytest.mark.parametrize(("n_labels", "n_scores"), [(5, 4), (4, 5), (1, 3)])
 def test_mismatched_lengths_raise(metric: Metric, n_labels: int, n_scores: int) -> None:
     labels = np.arange(n_labels) % 2
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(ValueError, match="same length"):
         metric(labels, np.linspace(0, 1, n_scores))
 
 

@@ -1,0 +1,30 @@
+"""Every `fraud` command documents itself."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+
+COMMANDS = ["models", "promote", "mlflow"]
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and "--help" in result.output
+
+
+def test_promote_requires_a_version() -> None:
+    result = CliRunner().invoke(app, ["promote"])
+    assert result.exit_code == 2
+    assert "--version" in result.output

@@ -100,6 +100,7 @@ def promote(
 def mlflow_server(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    workers: Annotated[int, typer.Option(help="Web workers; one serves a person's UI.", min=1)] = 1,
 ) -> None:
     """Start the MLflow tracking server and UI over the project's store (MLFLOW_TRACKING_URI)."""
     store = TrackingSettings().tracking_uri
@@ -111,6 +112,7 @@ def mlflow_server(
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", store, "--host", host, "--port", str(port),
+        "--workers", str(workers),
     ]  # fmt: skip
     err_console.print(f"MLflow UI on http://{host}:{port} over {store}")
     sys.stdout.flush()

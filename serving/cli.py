@@ -89,10 +89,16 @@ def promote(
     """Point an alias (default: Production) at a registered version, as the MLflow UI does."""
     name = model or RegistrySettings().model_name
     try:
-        previous = set_alias(name, version, alias)
+        move = set_alias(name, version, alias)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
-    was = f" (was version {previous})" if previous is not None else " (was unset)"
+    if move.target.tags.get("quality_gates") == "failed":
+        err_console.print(
+            f"[yellow]warning:[/] version {version} failed the pipeline's quality gates "
+            "(see `fraud models`); promoted as asked.",
+            highlight=False,
+        )
+    was = f" (was version {move.previous})" if move.previous is not None else " (was unset)"
     console.print(f"{name}@{alias} -> version {version}{was}")
 
 

@@ -49,8 +49,9 @@ def list_versions(model_name: str) -> list[VersionSummary]:
         registered = client.get_registered_model(model_name)
     except MlflowException as exc:
         raise RegistryError(
-            f"no registered model named '{model_name}' in the registry; "
-            "run the pipeline (`dvc repro`) to register one."
+            f"no registered model named '{model_name}' in the registry; run the pipeline "
+            "(`dvc repro`) to register one, or `dvc repro --force train` if DVC says it is up "
+            "to date but this store is new."
         ) from exc
     aliases_of: dict[str, list[str]] = {}
     for alias, version in registered.aliases.items():
@@ -72,8 +73,14 @@ def list_versions(model_name: str) -> list[VersionSummary]:
     )
 
 
-def set_alias(model_name: str, version: int, alias: str) -> int | None:
-    """Point ``alias`` at ``version``; return the version it pointed at before (None if unset)."""
+@dataclass(frozen=True)
+class AliasMove:
+    target: VersionSummary
+    previous: int | None  # the version the alias pointed at before; None if it was unset
+
+
+def set_alias(model_name: str, version: int, alias: str) -> AliasMove:
+    """Point ``alias`` at ``version`` of ``model_name``."""
     from mlflow.exceptions import MlflowException
 
     existing = {v.version: v for v in list_versions(model_name)}
@@ -88,4 +95,4 @@ def set_alias(model_name: str, version: int, alias: str) -> int | None:
     except MlflowException:
         previous = None
     client.set_registered_model_alias(model_name, alias, str(version))
-    return previous
+    return AliasMove(target=existing[version], previous=previous)

@@ -247,6 +247,10 @@ def test_fraud_promote_and_models(pipeline: Pipeline) -> None:
     assert "no version 42" in missing.stderr and "1, 2, 3, 4, 5" in missing.stderr
     assert "Traceback" not in missing.stderr
 
+    canary = pipeline.fraud("promote", "--version", "4", "--alias", "canary")
+    assert "version 4 failed the pipeline's quality gates" in canary.stderr
+    assert pipeline.alias("canary") == 4
+
     listing = pipeline.fraud("models").stdout
     rows = [line for line in listing.splitlines() if re.match(r"^\W*\d+\s", line)]
     assert len(rows) == 5

@@ -1,0 +1,156 @@
+"""Prometheus metrics of the scorer (names from DESIGN.md §3) and the HTTP endpoint serving them.
+
+Per-transaction quantities (fraud probability, end-to-end latency) are observed a whole batch at
+a time with numpy: at tens of thousands of transactions per second, prometheus_client's
+per-value `observe()` would cost more than scoring them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+
+class BatchHistogram(Collector):
+    """A histogram fed with arrays: one numpy call per batch instead of one lock per value."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._edges = np.asarray(buckets, dtype=np.float64)
+        self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last: above every edge
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: npt.ArrayLike) -> None:
+        array = np.asarray(values, dtype=np.float64)
+        if array.size == 0:
+            return
+        # side="left": a value equal to an edge belongs to that edge's bucket (le semantics).
+        positions = np.searchsorted(self._edges, array, side="left")
+        counts = np.bincount(positions, minlength=len(self._counts))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(array.sum())
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts)
+            total = self._sum
+        buckets = [(repr(float(e)), int(c)) for e, c in zip(self._edges, cumulative, strict=False)]
+        buckets.append(("+Inf", int(cumulative[-1])))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
+
+
+class ScorerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "fraud_transactions_consumed", "Transaction messages consumed.", registry=r
+        )
+        self.predictions = Counter(
+            "fraud_predictions", "Predictions produced, by decision.", ["decision"], registry=r
+        )
+        self.dead_letters = Counter(
+            "fraud_dead_letters", "Messages sent to the dead-letter topic.", ["reason"], registry=r
+        )
+        self.unknown_fields = Counter(
+            "fraud_unknown_fields", "Unknown extra fields seen (ignored).", registry=r
+        )
+        self.batch_size = Histogram(
+            "fraud_batch_size", "Messages per scored batch.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.scoring_duration = Histogram(
+            "fraud_scoring_duration_seconds",
+            "Time to validate and score one batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_latency = BatchHistogram(
+            "fraud_end_to_end_latency_seconds",
+            "From the transaction's record timestamp to its prediction being acknowledged.",
+            LATENCY_BUCKETS,
+        )
+        self.fraud_probability = BatchHistogram(
+            "fraud_fraud_probability", "Fraud probabilities produced.", PROBABILITY_BUCKETS
+        )
+        r.register(self.end_to_end_latency)
+        r.register(self.fraud_probability)
+        self.consumer_lag = Gauge(
+            "fraud_consumer_lag", "Messages behind the end of the input topic.", registry=r
+        )
+        self.model_info = Gauge(
+            "fraud_model_info", "The model scoring now (value 1).", ["name", "version", "alias"],
+            registry=r,
+        )  # fmt: skip
+        self.model_reloads = Counter(
+            "fraud_model_reloads", "Model reload attempts, by result.", ["result"], registry=r
+        )
+        self.ready = Gauge("fraud_scorer_ready", "1 when a model is loaded.", registry=r)
+        self.send_failures = Counter(
+            "fraud_send_failures", "Batches whose outputs the broker did not acknowledge.",
+            registry=r,
+        )  # fmt: skip
+
+    def show_model(self, name: str, version: str, alias: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version, alias=alias).set(1)
+
+
+class MetricsServer:
+    """/metrics, /health and /ready on one port, in a daemon thread."""
+
+    def __init__(
+        self, registry: CollectorRegistry, ready: Callable[[], bool], host: str, port: int
+    ) -> None:
+        registry_ = registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(registry_), CONTENT_TYPE_LATEST)
+                elif path == "/health":
+                    self._send(200, b"ok\n", "text/plain")
+                elif path == "/ready":
+                    ok = ready()
+                    self._send(
+                        200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain"
+                    )
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return  # scrapes every few seconds would drown the scorer's own log
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from pipelines.tracking import TrackingSettings
 from serving.registry import RegistryError, RegistrySettings, list_versions, set_alias
+from serving.settings import KafkaSettings
 
 app = typer.Typer(
     help="Real-time credit-card fraud detection: registry, serving and operations.",
@@ -123,6 +127,157 @@ def mlflow_server(
     err_console.print(f"MLflow UI on http://{host}:{port} over {store}")
     sys.stdout.flush()
     os.execv(sys.executable, command)
+
+
+def _settings_error(exc: ValidationError) -> typer.Exit:
+    problems = "; ".join(
+        f"FRAUD_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+    )
+    return _fail(f"invalid setting ({problems}); fix the variable or option named.")
+
+
+def _kafka_settings() -> KafkaSettings:
+    try:
+        return KafkaSettings()
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "mlflow", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def score(
+    exactly_once: Annotated[
+        bool,
+        typer.Option(
+            "--exactly-once",
+            help="Transactional producer with the input offsets in each transaction; read "
+            "predictions with isolation read_committed.",
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (FRAUD_SCORER_GROUP_ID).")
+    ] = None,
+    instance: Annotated[
+        str | None,
+        typer.Option(help="This process's id within the group (FRAUD_SCORER_INSTANCE)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of /metrics and /ready; 0 picks a free one (default 8001)."),
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option(help="Most messages per micro-batch (default 2000).")
+    ] = None,
+) -> None:
+    """Score the transactions topic with the Production model until SIGTERM/SIGINT."""
+    from serving.model_holder import HolderSettings
+    from serving.stream import ScorerSettings, serve
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "scorer_exactly_once": exactly_once or None,
+            "scorer_group_id": group,
+            "scorer_instance": instance,
+            "scorer_metrics_port": metrics_port,
+            "scorer_max_batch": max_batch,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = ScorerSettings(**overrides)
+        holder_settings = HolderSettings()
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    _log_to_stderr()
+    raise typer.Exit(code=serve(settings, holder_settings))
+
+
+@app.command()
+def replay(
+    source: Annotated[
+        Path,
+        typer.Argument(help="CSV or parquet with the dataset's columns (default: the test split)."),
+    ] = Path("data/processed/test.parquet"),
+    rate: Annotated[
+        float | None, typer.Option(help="Messages per second (default: as fast as possible).")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Messages to send, cycling through the rows (default: each row once).", min=1
+        ),
+    ] = None,
+    bad_fraction: Annotated[
+        float, typer.Option(help="Share of malformed messages mixed in, for testing.", min=0, max=1)
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed choosing which messages are malformed.")] = 0,
+) -> None:
+    """Send transactions to the transactions topic with stable ids (tx-<file>-<n>)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from serving.replay import ReplayError, load_rows
+    from serving.replay import replay as send_rows
+
+    settings = _kafka_settings()
+    try:
+        total = limit or len(load_rows(source))
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err_console,
+        ) as bar:  # fmt: skip
+            task = bar.add_task(f"replaying {source.name}", total=total)
+            summary = send_rows(
+                source, settings=settings, rate=rate, limit=total, bad_fraction=bad_fraction,
+                seed=seed, progress=lambda n: bar.advance(task, n),
+            )  # fmt: skip
+    except ReplayError as exc:
+        raise _fail(str(exc)) from None
+    malformed = sum(summary.malformed.values())
+    console.print(
+        f"sent {summary.sent} messages to {settings.topic_transactions} in "
+        f"{summary.seconds:.1f} s ({summary.sent / max(summary.seconds, 1e-9):,.0f}/s), "
+        f"{malformed} malformed"
+        + (
+            f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.malformed.items()))})"
+            if malformed
+            else ""
+        )
+    )
+
+
+@app.command()
+def tail(
+    topic: Annotated[
+        str, typer.Argument(help="Topic to follow, e.g. predictions or transactions.dlq.")
+    ],
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest record.")
+    ] = False,
+    max_messages: Annotated[
+        int | None, typer.Option(help="Stop after this many records.", min=1)
+    ] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Stop when nothing arrived for this many seconds.")
+    ] = None,
+) -> None:
+    """Print a topic's records as they arrive (dead letters with their error headers)."""
+    from serving.tail import tail as follow_topic
+
+    settings = _kafka_settings()
+    follow_topic(
+        topic, settings, lambda line: print(line, flush=True), from_beginning=from_beginning,
+        max_messages=max_messages, idle_timeout=idle_timeout,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

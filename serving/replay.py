@@ -1,0 +1,193 @@
+"""`fraud replay`: send dataset rows to the transactions topic as JSON messages.
+
+Transaction ids are stable: `tx-<file stem>-<n>` for the n-th message sent, so replaying the same
+file twice produces the same ids. `--bad-fraction` mixes in malformed messages of every kind the
+scorer must reject, each recorded with the rejection reason it should get.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+from kafka import KafkaProducer
+
+from fraud.schema import TRANSACTION_COLUMNS
+from fraud.transaction import Reason
+from serving.settings import KafkaSettings
+
+DEFAULT_SOURCE = Path("data/processed/test.parquet")
+
+
+class ReplayError(RuntimeError):
+    """The source cannot be replayed; the message names the file and what to do."""
+
+
+def load_rows(path: Path) -> list[list[float]]:
+    """The transaction columns of a CSV or parquet file with the dataset's columns, as lists."""
+    if not path.is_file():
+        hint = (
+            " Run `dvc repro prepare` (or `make demo`) to create the test split."
+            if path == DEFAULT_SOURCE
+            else ""
+        )
+        raise ReplayError(f"{path} does not exist.{hint}")
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path)
+    else:
+        raise ReplayError(f"{path} is neither .csv nor .parquet.")
+    missing = [c for c in TRANSACTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ReplayError(f"{path} lacks the dataset's column(s) {missing}.")
+    if frame.empty:
+        raise ReplayError(f"{path} has no rows.")
+    rows: list[list[float]] = frame[list(TRANSACTION_COLUMNS)].to_numpy(float).tolist()
+    return rows
+
+
+def transaction(tx_id: str, row: list[float]) -> dict[str, Any]:
+    message: dict[str, Any] = {"transaction_id": tx_id}
+    message.update(zip(TRANSACTION_COLUMNS, row, strict=True))
+    return message
+
+
+def _json(message: Any) -> bytes:
+    return orjson.dumps(message)
+
+
+def _with(message: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**message, **changes}
+
+
+def _without(message: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in names}
+
+
+# Each malformed kind: how to spoil a valid message, and the reason the scorer must give.
+MALFORMED: dict[str, tuple[Reason, Callable[[dict[str, Any]], bytes | None]]] = {
+    "truncated_json": (Reason.INVALID_JSON, lambda m: _json(m)[: len(_json(m)) // 2]),
+    "not_json": (Reason.INVALID_JSON, lambda m: b"transaction " + m["transaction_id"].encode()),
+    "latin1_bytes": (Reason.INVALID_ENCODING, lambda m: b'{"transaction_id": "caf\xe9"}'),
+    "json_array": (Reason.NOT_AN_OBJECT, lambda m: _json(list(m.values()))),
+    "no_transaction_id": (
+        Reason.INVALID_TRANSACTION_ID,
+        lambda m: _json(_without(m, "transaction_id")),
+    ),
+    "missing_field": (Reason.MISSING_FIELD, lambda m: _json(_without(m, "V7", "Amount"))),
+    "amount_as_string": (Reason.WRONG_TYPE, lambda m: _json(_with(m, Amount=str(m["Amount"])))),
+    "null_value": (Reason.WRONG_TYPE, lambda m: _json(_with(m, V3=None))),
+    "boolean_value": (Reason.WRONG_TYPE, lambda m: _json(_with(m, V12=True))),
+    "nan_literal": (Reason.NON_FINITE, lambda m: _json(m).replace(b'"V1":', b'"V1":NaN,"x":', 1)),
+    "infinite_number": (
+        Reason.NON_FINITE,
+        lambda m: _json(m).replace(b'"V2":', b'"V2":1e999,"x":', 1),
+    ),
+    "negative_amount": (Reason.NEGATIVE_AMOUNT, lambda m: _json(_with(m, Amount=-12.5))),
+    "bad_event_time": (Reason.INVALID_EVENT_TIME, lambda m: _json(_with(m, event_time="soon"))),
+    "empty_value": (Reason.EMPTY_MESSAGE, lambda m: b""),
+}
+
+
+@dataclass
+class SentRecord:
+    transaction_id: str
+    partition: int
+    offset: int
+    expected: Reason | None  # None: a valid transaction
+    row: list[float] | None  # the row a valid transaction carries
+
+
+@dataclass
+class ReplaySummary:
+    sent: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    records: list[SentRecord] = field(default_factory=list)
+
+
+def messages(
+    rows: list[list[float]], limit: int, prefix: str, bad_fraction: float, seed: int
+) -> Iterator[tuple[str, bytes | None, str | None, list[float]]]:
+    """(transaction id, value, malformed kind or None, row) for `limit` messages."""
+    rng = random.Random(seed)
+    kinds = sorted(MALFORMED)
+    for n in range(limit):
+        row = rows[n % len(rows)]
+        tx_id = f"tx-{prefix}-{n:08d}"
+        message = transaction(tx_id, row)
+        if bad_fraction and rng.random() < bad_fraction:
+            kind = kinds[int(rng.random() * len(kinds))]
+            yield tx_id, MALFORMED[kind][1](message), kind, row
+        else:
+            yield tx_id, orjson.dumps(message), None, row
+
+
+def replay(
+    source: Path,
+    *,
+    settings: KafkaSettings,
+    rate: float | None = None,
+    limit: int | None = None,
+    bad_fraction: float = 0.0,
+    seed: int = 0,
+    keep_records: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReplaySummary:
+    """Send `limit` messages (default: every row once) from `source`; wait for every ack."""
+    if not 0.0 <= bad_fraction <= 1.0:
+        raise ReplayError(f"--bad-fraction must be between 0 and 1, got {bad_fraction}.")
+    if rate is not None and rate <= 0:
+        raise ReplayError(f"--rate must be positive, got {rate}.")
+    rows = load_rows(source)
+    total = limit if limit is not None else len(rows)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="fraud-replay",
+        acks="all",
+        linger_ms=5 if rate is None else 0,
+        batch_size=256 * 1024,
+    )
+    summary = ReplaySummary()
+    pending: list[tuple[Any, str, str | None, list[float]]] = []
+    started = time.perf_counter()
+    try:
+        for n, (tx_id, value, kind, row) in enumerate(
+            messages(rows, total, source.stem, bad_fraction, seed)
+        ):
+            if rate is not None:
+                delay = started + n / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            future = producer.send(settings.topic_transactions, key=tx_id.encode(), value=value)
+            if kind is not None:
+                summary.malformed[kind] += 1
+            pending.append((future, tx_id, kind, row) if keep_records else (future, "", None, []))
+            summary.sent += 1
+            if progress is not None and (n % 1000 == 999 or n == total - 1):
+                progress(n % 1000 + 1)
+        producer.flush()
+    finally:
+        producer.close(timeout=30)
+    summary.seconds = time.perf_counter() - started
+    failed = [f for f, *_ in pending if not f.succeeded()]
+    if failed:
+        raise ReplayError(
+            f"the broker did not acknowledge {len(failed)} of {summary.sent} messages "
+            f"(first error: {failed[0].exception!r}); is it running at {settings.kafka_bootstrap}?"
+        )
+    for future, tx_id, kind, row in pending if keep_records else []:
+        metadata = future.get(timeout=0)  # raises if the broker refused the record
+        expected = MALFORMED[kind][0] if kind is not None else None
+        summary.records.append(
+            SentRecord(tx_id, metadata.partition, metadata.offset, expected, None if kind else row)
+        )
+    return summary

@@ -1,0 +1,421 @@
+"""The stream scorer: transactions in, one prediction or one dead letter out per input offset.
+
+Loop: poll a micro-batch → decode and validate every message → score the valid ones in one call
+on the native booster → send a prediction per valid message and a dead letter per invalid one →
+wait until the broker acknowledged every one of them → commit the batch's offsets. If any send
+failed, nothing is committed: the consumer seeks back to the batch's first offsets and the batch
+is processed again (at-least-once; `--exactly-once` wraps outputs and offsets in one Kafka
+transaction instead, so downstream read_committed consumers see each result once).
+
+Run it with `fraud score` or `python -m serving.stream`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import disable_created_metrics
+from pydantic import Field
+
+from fraud.transaction import validate_messages
+from monitoring.metrics import MetricsServer, ScorerMetrics
+from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
+from serving.model_holder import HolderSettings, LoadedModel, ModelHolder, ReloadOutcome
+from serving.settings import KafkaSettings
+
+log = logging.getLogger("fraud.scorer")
+
+
+class ScorerSettings(KafkaSettings):
+    """FRAUD_SCORER_* settings, plus the broker and topics of KafkaSettings."""
+
+    scorer_group_id: str = "fraud-scorer"
+    scorer_max_batch: int = Field(2000, ge=1)
+    scorer_poll_timeout_ms: int = Field(100, ge=1)
+    # How long to keep retrying a batch the broker will not acknowledge before exiting non-zero.
+    scorer_send_retry_seconds: float = Field(120.0, gt=0)
+    scorer_metrics_host: str = "127.0.0.1"
+    scorer_metrics_port: int = Field(8001, ge=0, le=65535)  # 0: any free port
+    scorer_exactly_once: bool = False
+    # Distinct per scorer process in exactly-once mode; a restarted process reuses its id, which
+    # fences its predecessor and aborts the transaction it left open.
+    scorer_instance: str = "0"
+
+
+class SendFailedError(RuntimeError):
+    """The broker did not acknowledge every output of a batch."""
+
+
+@dataclass
+class BatchResult:
+    predictions: int
+    dead_letters: int
+
+
+class StreamScorer:
+    def __init__(
+        self, settings: ScorerSettings, holder: ModelHolder, metrics: ScorerMetrics
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.metrics = metrics
+        self.stop_event = threading.Event()
+        self._same_partitioning: bool | None = None
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+
+    # -- Kafka clients -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        s = self.settings
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=s.scorer_group_id,
+            client_id=f"fraud-scorer-{s.scorer_instance}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.scorer_max_batch,
+            # Never read another producer's aborted or open transaction as input.
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.consumer.subscribe([s.topic_transactions])
+        producer_options: dict[str, Any] = {
+            "bootstrap_servers": s.kafka_bootstrap,
+            "client_id": f"fraud-scorer-{s.scorer_instance}",
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 1,
+            "batch_size": 256 * 1024,
+            "request_timeout_ms": 15_000,
+            "delivery_timeout_ms": 30_000,
+        }
+        if s.scorer_exactly_once:
+            producer_options["transactional_id"] = (
+                f"fraud-scorer-{s.scorer_group_id}-{socket.gethostname()}-{s.scorer_instance}"
+            )
+            producer_options["transaction_timeout_ms"] = 30_000
+        self.producer = KafkaProducer(**producer_options)
+        if s.scorer_exactly_once:
+            self.producer.init_transactions()
+
+    def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                self.consumer.close(autocommit=False)
+            except Exception:
+                log.exception("closing the consumer failed")
+        if self.producer is not None:
+            try:
+                self.producer.close(timeout=10)
+            except Exception:
+                log.exception("closing the producer failed")
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    def _prediction_partition(self, partition: int) -> int | None:
+        """The source partition when both topics have the same count, else the key decides.
+
+        Transactions are keyed by transaction_id, so with equal partition counts this is the
+        partition the key would hash to anyway, without hashing every key in Python.
+        """
+        if self._same_partitioning is None:
+            assert self.producer is not None
+            s = self.settings
+            ins = self.producer.partitions_for(s.topic_transactions)
+            outs = self.producer.partitions_for(s.topic_predictions)
+            self._same_partitioning = bool(ins) and ins == outs
+        return partition if self._same_partitioning else None
+
+    def score_batch(
+        self, records: Sequence[Any], model: LoadedModel
+    ) -> tuple[BatchResult, list[Any]]:
+        """Validate, score and send one batch; return the send futures to wait on."""
+        assert self.producer is not None
+        s = self.settings
+        started = time.perf_counter()
+        batch = validate_messages(decode_all([r.value for r in records]))
+        probabilities = model.predict(batch.features)
+        self.metrics.scoring_duration.observe(time.perf_counter() - started)
+
+        send = self.producer.send
+        futures: list[Any] = []
+        scored_at = utc_now_iso()
+        threshold, name, version = model.threshold, model.name, model.version
+        for position, tx_id, probability in zip(
+            batch.index, batch.transaction_ids, probabilities.tolist(), strict=True
+        ):
+            record = records[position]
+            value = encode_prediction(
+                transaction_id=tx_id,
+                probability=probability,
+                threshold=threshold,
+                model_name=name,
+                model_version=version,
+                scored_at=scored_at,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            futures.append(
+                send(
+                    s.topic_predictions,
+                    value=value,
+                    key=tx_id.encode(),
+                    partition=self._prediction_partition(record.partition),
+                )
+            )
+        for rejection in batch.rejections:
+            record = records[rejection.index]
+            headers = dead_letter_headers(
+                rejection, topic=record.topic, partition=record.partition, offset=record.offset
+            )
+            futures.append(
+                send(s.topic_dead_letters, value=record.value, key=record.key, headers=headers)
+            )
+
+        flagged = int(np.count_nonzero(probabilities >= threshold))
+        self.metrics.fraud_probability.observe_many(probabilities)
+        self.metrics.predictions.labels(decision="fraud").inc(flagged)
+        self.metrics.predictions.labels(decision="legit").inc(len(probabilities) - flagged)
+        for rejection in batch.rejections:
+            self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
+        if batch.unknown_fields:
+            self.metrics.unknown_fields.inc(batch.unknown_fields)
+        return BatchResult(len(batch.index), len(batch.rejections)), futures
+
+    def _await_acks(self, futures: list[Any]) -> None:
+        """Raise SendFailedError unless the broker acknowledged every future.
+
+        flush() returns once nothing is in flight, including records that failed; only each
+        future says whether its record was written.
+        """
+        assert self.producer is not None
+        self.producer.flush(timeout=self.settings.scorer_send_retry_seconds)
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        if failed:
+            first = failed[0]
+            reason = repr(first.exception) if first.is_done else "no acknowledgement in time"
+            raise SendFailedError(f"{len(failed)} of {len(futures)} sends failed ({reason})")
+
+    @staticmethod
+    def _next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:  # records of a partition arrive in offset order
+            offsets[TopicPartition(record.topic, record.partition)] = OffsetAndMetadata(
+                record.offset + 1, "", -1
+            )
+        return offsets
+
+    def _rewind(self, records: Sequence[Any]) -> None:
+        """Seek back to the first offset of each partition in the batch, to process it again."""
+        assert self.consumer is not None
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        assigned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:  # a partition revoked meanwhile is re-read by its new owner
+                self.consumer.seek(tp, offset)
+
+    def process(self, records: Sequence[Any]) -> BatchResult:
+        """Score and deliver one batch, then commit it; on failure rewind and raise."""
+        assert self.consumer is not None and self.producer is not None
+        model = self.holder.current
+        assert model is not None, "the scorer only consumes once a model is loaded"
+        offsets = self._next_offsets(records)
+        eos = self.settings.scorer_exactly_once
+        try:
+            if eos:
+                self.producer.begin_transaction()
+            result, futures = self.score_batch(records, model)
+            if eos:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                self.producer.commit_transaction()  # flushes; fails if any send failed
+            self._await_acks(futures)
+        except (KafkaError, SendFailedError) as exc:
+            if eos:
+                self._abort()
+            self._rewind(records)
+            raise SendFailedError(str(exc)) from exc
+        self._observe_latency(records)
+        if not eos:
+            self._commit(offsets)
+        self.metrics.consumed.inc(len(records))
+        self.metrics.batch_size.observe(len(records))
+        self._update_lag(offsets)
+        return result
+
+    def _abort(self) -> None:
+        assert self.producer is not None
+        try:
+            self.producer.abort_transaction()
+        except KafkaError:
+            log.exception("aborting the transaction failed")
+
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit, retrying while the coordinator is unavailable (e.g. the broker restarts).
+
+        A rebalance that took the partitions away makes the commit impossible: the new owner
+        re-reads those offsets, and their predictions appear twice (at-least-once).
+        """
+        assert self.consumer is not None
+        deadline = time.monotonic() + self.settings.scorer_send_retry_seconds
+        while True:
+            try:
+                self.consumer.commit(offsets)
+                return
+            except CommitFailedError:
+                log.warning("offsets not committed: the group rebalanced; the batch may repeat")
+                return
+            except KafkaError as exc:
+                if time.monotonic() > deadline or self.stop_event.is_set():
+                    log.warning("offsets not committed (%r); the batch may repeat", exc)
+                    return
+                time.sleep(0.5)
+
+    def _observe_latency(self, records: Sequence[Any]) -> None:
+        now_ms = time.time() * 1000.0
+        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
+        self.metrics.end_to_end_latency.observe_many((now_ms - stamps) / 1000.0)
+
+    def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert self.consumer is not None
+        for tp, committed in offsets.items():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                self._lag[tp] = max(0, high - committed.offset)
+        self.metrics.consumer_lag.set(sum(self._lag.values()))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def wait_until_ready(self) -> bool:
+        """Block until the holder has a model (or a stop was asked); say why while waiting."""
+        said = ""
+        while not self.holder.ready:
+            reason = self.holder.last_error or "no model loaded yet"
+            if reason != said:
+                log.warning("not ready, not consuming: %s", reason)
+                said = reason
+            if self.stop_event.wait(1.0):
+                return False
+        return True
+
+    def run(self) -> int:
+        """Score until asked to stop; the exit code (0: clean stop, 1: outputs undeliverable)."""
+        self._lag: dict[TopicPartition, int] = {}
+        if not self.wait_until_ready():
+            return 0
+        self._connect()
+        assert self.consumer is not None
+        model = self.holder.current
+        assert model is not None
+        mode = "exactly-once" if self.settings.scorer_exactly_once else "at-least-once"
+        log.info(
+            "ready: scoring %s with %s version %s (%s), group %s, %s",
+            self.settings.topic_transactions,
+            model.name,
+            model.version,
+            model.alias,
+            self.settings.scorer_group_id,
+            mode,
+        )
+        failing_since: float | None = None
+        try:
+            while not self.stop_event.is_set():
+                polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
+                records = [record for batch in polled.values() for record in batch]
+                if not records:
+                    continue
+                try:
+                    self.process(records)
+                    failing_since = None
+                except SendFailedError as exc:
+                    self.metrics.send_failures.inc()
+                    failing_since = failing_since or time.monotonic()
+                    waited = time.monotonic() - failing_since
+                    if waited > self.settings.scorer_send_retry_seconds:
+                        log.error(
+                            "giving up: the broker has not acknowledged outputs for %.0f s (%s); "
+                            "offsets stay uncommitted, so a restarted scorer resumes here",
+                            waited,
+                            exc,
+                        )
+                        return 1
+                    log.warning("batch not delivered, retrying it: %s", exc)
+                    self.stop_event.wait(1.0)
+        finally:
+            self._close()
+        log.info("stopped cleanly")
+        return 0
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def serve(settings: ScorerSettings, holder_settings: HolderSettings) -> int:
+    """Run the scorer with its model holder and metrics endpoint until SIGTERM/SIGINT."""
+    # A registry that does not answer must not stall start-up for minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    disable_created_metrics()  # `_created` series per counter: noise on every scrape
+    metrics = ScorerMetrics()
+
+    def on_reload(outcome: ReloadOutcome, current: LoadedModel | None) -> None:
+        if outcome.result != "unchanged":
+            metrics.model_reloads.labels(result=outcome.result).inc()
+        if current is not None and outcome.result == "success":
+            metrics.show_model(current.name, current.version, current.alias)
+        metrics.ready.set(1 if current is not None else 0)
+
+    holder = ModelHolder(holder_settings, on_reload=on_reload)
+    scorer = StreamScorer(settings, holder, metrics)
+    _install_signal_handlers(scorer.stop_event)
+    server = MetricsServer(
+        metrics.registry, lambda: holder.ready, settings.scorer_metrics_host,
+        settings.scorer_metrics_port,
+    )  # fmt: skip
+    server.start()
+    log.info(
+        "metrics on http://%s:%d/metrics (ready at /ready)",
+        settings.scorer_metrics_host,
+        server.port,
+    )
+    holder.start()
+    # Everything imported and loaded so far lives as long as the process: move it out of the
+    # collector's sight, so the per-batch garbage does not make it rescan mlflow's object graph.
+    gc.freeze()
+    try:
+        return scorer.run()
+    finally:
+        holder.stop()
+        server.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    from serving.cli import app
+
+    sys.exit(app(["score", *sys.argv[1:]]))

@@ -69,6 +69,14 @@ class ValidatedBatch:
     unknown_fields: int = 0  # extra fields seen on valid messages (ignored, counted)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
     """The id and raw column values of one decoded message, or why it cannot be scored."""
     if isinstance(message, Rejection):  # the adapter could not even decode it
@@ -82,6 +90,9 @@ def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
             Reason.INVALID_TRANSACTION_ID,
             f"'{ID_FIELD}' must be a non-empty string of at most {MAX_ID_LENGTH} characters",
         )
+    if not tx_id.isascii() and not _encodable(tx_id):
+        # e.g. a lone UTF-16 surrogate: JSON allows the escape, but no Kafka key can carry it.
+        return Rejection(-1, Reason.INVALID_TRANSACTION_ID, f"'{ID_FIELD}' is not valid Unicode")
     try:
         values = _columns(message)
     except KeyError:
@@ -124,7 +135,7 @@ def validate_messages(messages: Sequence[Any]) -> ValidatedBatch:
     ids: list[str] = []
     rows: list[tuple[Any, ...]] = []
     rejections: list[Rejection] = []
-    unknown = 0
+    unknown: list[int] = []  # per valid-so-far row; rows rejected by range checks drop out
     for position, message in enumerate(messages):
         checked = _row(message)
         if isinstance(checked, Rejection):
@@ -133,11 +144,11 @@ def validate_messages(messages: Sequence[Any]) -> ValidatedBatch:
         index.append(position)
         ids.append(checked[0])
         rows.append(checked[1])
-        if len(message) > len(TRANSACTION_COLUMNS) + 1:
-            unknown += len(message.keys() - KNOWN_FIELDS)
+        extra = len(message) > len(TRANSACTION_COLUMNS) + 1
+        unknown.append(len(message.keys() - KNOWN_FIELDS) if extra else 0)
     if not rows:
         empty = np.empty((0, len(FEATURE_COLUMNS)), dtype=np.float32)
-        return ValidatedBatch([], [], empty, rejections, unknown)
+        return ValidatedBatch([], [], empty, rejections, 0)
 
     values = np.array(rows, dtype=np.float64)
     in_range: npt.NDArray[np.bool_] = np.abs(values) <= _FLOAT32_MAX  # False for NaN, ±inf
@@ -163,6 +174,7 @@ def validate_messages(messages: Sequence[Any]) -> ValidatedBatch:
         rejections.sort(key=lambda r: r.index)
         index = [i for i, k in zip(index, keep, strict=True) if k]
         ids = [i for i, k in zip(ids, keep, strict=True) if k]
+        unknown = [u for u, k in zip(unknown, keep, strict=True) if k]
         values = values[keep]
     features = np.ascontiguousarray(values[:, _FEATURE_POSITIONS], dtype=np.float32)
-    return ValidatedBatch(index, ids, features, rejections, unknown)
+    return ValidatedBatch(index, ids, features, rejections, sum(unknown))

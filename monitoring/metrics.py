@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -49,7 +50,10 @@ class BatchHistogram(Collector):
         with self._lock:
             cumulative = np.cumsum(self._counts)
             total = self._sum
-        buckets = [(repr(float(e)), int(c)) for e, c in zip(self._edges, cumulative, strict=False)]
+        buckets = [
+            (floatToGoString(e), int(c))  # type: ignore[no-untyped-call]
+            for e, c in zip(self._edges, cumulative, strict=False)
+        ]
         buckets.append(("+Inf", int(cumulative[-1])))
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 

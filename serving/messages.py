@@ -43,6 +43,8 @@ def decode(value: bytes | None) -> Any:
         return Rejection(-1, Reason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
     except RecursionError:
         return Rejection(-1, Reason.INVALID_JSON, "not valid JSON: nested too deeply")
+    except ValueError:  # e.g. an integer literal longer than Python's digit limit
+        return Rejection(-1, Reason.INVALID_JSON, "not valid JSON: a number is too long")
 
 
 def decode_all(values: Sequence[bytes | None]) -> list[Any]:

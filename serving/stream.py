@@ -46,6 +46,9 @@ class ScorerSettings(KafkaSettings):
     scorer_group_id: str = "fraud-scorer"
     scorer_max_batch: int = Field(2000, ge=1)
     scorer_poll_timeout_ms: int = Field(100, ge=1)
+    # How soon the group notices a scorer that died without leaving (kill -9, lost host) and
+    # hands its partitions to the others. The broker accepts 6,000 at the least.
+    scorer_session_timeout_ms: int = Field(10_000, ge=1)
     # How long to keep retrying a batch the broker will not acknowledge before exiting non-zero.
     scorer_send_retry_seconds: float = Field(120.0, gt=0)
     scorer_metrics_host: str = "127.0.0.1"
@@ -92,6 +95,8 @@ class StreamScorer:
             # Never read another producer's aborted or open transaction as input.
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=s.scorer_session_timeout_ms,
+            heartbeat_interval_ms=max(1, s.scorer_session_timeout_ms // 3),
         )
         self.consumer.subscribe([s.topic_transactions])
         producer_options: dict[str, Any] = {

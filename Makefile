@@ -10,11 +10,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
-DEBIAN_PACKAGES := git
+# Java 17 runs the Kafka broker; Maven fetches its jars once (see kafka-jars).
+DEBIAN_PACKAGES := git openjdk-17-jre-headless maven
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install system-deps test test-unit test-integration demo lint format lock \
-        bench bench-train mlflow-ui clean
+        bench bench-train bench-stream mlflow-ui kafka-jars kafka-start kafka-stop clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -41,7 +42,7 @@ system-deps: ## install the Debian packages the tests need (apt-get)
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	fi
 
-test: install system-deps ## lint, unit tests, then integration tests against real services
+test: install system-deps kafka-jars ## lint, unit tests, then integration tests against real services
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest tests/integration
@@ -49,7 +50,7 @@ test: install system-deps ## lint, unit tests, then integration tests against re
 test-unit: install ## unit tests only (no services)
 	$(BIN)/pytest tests/unit
 
-test-integration: install system-deps ## integration tests only
+test-integration: install system-deps kafka-jars ## integration tests only
 	$(BIN)/pytest tests/integration
 
 demo: install ## fetch the real dataset, train, evaluate, register; show the results
@@ -70,13 +71,27 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --group dev --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
 
-bench: bench-train ## every benchmark; results in reports/bench/*.json
+bench: bench-train bench-stream ## every benchmark; results in reports/bench/*.json
 
 bench-train: install ## time the full pipeline (fetch excluded) on the real dataset
 	$(BIN)/python -m benchmarks.bench_train
 
+bench-stream: install kafka-jars ## scorer drain rate, latency and the old consumer, own broker
+	$(BIN)/python -m benchmarks.bench_stream
+
 mlflow-ui: install ## MLflow UI on http://127.0.0.1:5000 over the project's store
 	$(BIN)/fraud mlflow
+
+# The broker's jars: $KAFKA_HOME/libs when KAFKA_HOME is set, else resolved once with Maven from
+# serving/kafka_jars/pom.xml (again only when the pom changes). `fraud kafka start` does the same.
+kafka-jars: install system-deps ## fetch the Kafka broker's jars with Maven once (skipped with KAFKA_HOME)
+	$(BIN)/fraud kafka jars
+
+kafka-start: install kafka-jars ## start the local Kafka broker (FRAUD_KAFKA_BOOTSTRAP, data in .run/kafka)
+	$(BIN)/fraud kafka start
+
+kafka-stop: install ## stop the local Kafka broker (its data stays)
+	$(BIN)/fraud kafka stop
 
 clean: ## remove the virtual environment and tool caches (keeps data and the MLflow store)
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

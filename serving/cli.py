@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.tracking import TrackingSettings
+from serving.kafka_cli import kafka_app
 from serving.registry import RegistryError, RegistrySettings, list_versions, set_alias
 from serving.settings import KafkaSettings
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(kafka_app, name="kafka")
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 

@@ -1,0 +1,118 @@
+"""A real model registry for serving tests: the project's pipeline trains two versions on
+synthetic data, and `fraud mlflow` serves that store over HTTP, as a person would run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xgboost as xgb
+
+from tests.integration.conftest import clean_env, free_port, run, update_params
+from tests.synthetic import write_synthetic_csv
+
+MODEL = "fraud-detector"
+SMALL_TRAINING = {"n_estimators": 60, "early_stopping_rounds": 10, "nthread": 2, "max_depth": 3}
+
+
+@dataclass
+class RegistryServer:
+    repo: Path
+    env: dict[str, str]  # MLFLOW_TRACKING_URI points at the HTTP server
+    port: int
+    boosters: dict[str, xgb.Booster] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["fraud", "mlflow", "--port", str(self.port)],
+            cwd=self.repo,
+            env={**self.env, "MLFLOW_TRACKING_URI": f"sqlite:///{self.repo / 'mlflow.db'}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(f"fraud mlflow exited {self.process.returncode}")
+            time.sleep(0.5)
+        raise AssertionError("the MLflow server did not answer /health within 90 s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def promote(self, version: str, alias: str = "Production") -> None:
+        """Move the alias through the server, as the MLflow UI does (`fraud promote` is tested
+        with the pipeline; here a subprocess would spend seconds importing mlflow)."""
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=self.uri).set_registered_model_alias(MODEL, alias, version)
+
+
+def build_registry(workdir: Path, template: Path) -> RegistryServer:
+    """Two registered versions (max_depth 3 and 4) trained by `dvc repro` on synthetic data."""
+    repo = workdir / "repo"
+    shutil.copytree(template, repo, symlinks=True)
+    incoming = workdir / "incoming.csv"
+    sha = write_synthetic_csv(incoming, rows=4_000, fraud_rate=0.03, seed=11)
+    update_params(
+        repo,
+        {
+            "fetch": {"source": str(incoming), "sha256": sha},
+            "prepare": {"reference_rows": 300},
+            "train": SMALL_TRAINING,
+            "evaluate": {"bootstrap_samples": 50},
+            "register": {"min_auprc": 0.0, "min_roc_auc": 0.0, "min_recall_at_p90": 0.0},
+        },
+    )
+    local = clean_env(workdir / "home", MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
+    run(["git", "add", "-A"], repo, local)
+    run(["git", "commit", "-q", "-m", "serving registry"], repo, local)
+    run(["dvc", "repro"], repo, local)
+    update_params(repo, {"train": {"max_depth": 4}})
+    run(["dvc", "repro"], repo, local)
+
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # keeps the test log readable
+    client = MlflowClient(tracking_uri=local["MLFLOW_TRACKING_URI"])
+    server = RegistryServer(repo=repo, env={}, port=free_port())
+    for version in ("1", "2"):
+        details = client.get_model_version(MODEL, version)
+        uri = client.get_model_version_download_uri(MODEL, version)
+        folder = Path(download_artifacts(artifact_uri=uri, dst_path=str(workdir / f"v{version}")))
+        booster = xgb.Booster()
+        booster.load_model(str(folder / "model.ubj"))
+        server.boosters[version] = booster
+        server.thresholds[version] = float(details.tags["threshold"])
+    server.env = clean_env(workdir / "home", MLFLOW_TRACKING_URI=server.uri)
+    server.start()
+    server.promote("1")
+    return server

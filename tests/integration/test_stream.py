@@ -1,0 +1,381 @@
+"""The stream scorer against a real Kafka broker and a real MLflow registry server.
+
+Each test gets its own topics and consumer group on the session's broker; the registry holds
+two versions trained by the real pipeline. Every test accounts for every input offset.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from serving.replay import ReplaySummary, replay
+from tests.integration.registry_server import RegistryServer, build_registry
+from tests.integration.streaming import (
+    Outputs,
+    Scorer,
+    booster_scores,
+    check_exactly_once_accounting,
+    make_topics,
+    read_outputs,
+    settings_from,
+)
+from tests.synthetic import synthetic_transactions
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, dvc_template: Path
+) -> Iterator[RegistryServer]:
+    server = build_registry(tmp_path_factory.mktemp("registry"), dvc_template)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("replay") / "stream.parquet"
+    synthetic_transactions(rows=10_000, fraud_rate=0.02, seed=5).to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def env(kafka_broker: Any, registry: RegistryServer, tmp_path: Path) -> dict[str, str]:
+    registry.promote("1")
+    topics = make_topics(kafka_broker.bootstrap)
+    return {
+        **registry.env,
+        **topics,
+        "FRAUD_SCORER_GROUP_ID": f"scorer-{topics['FRAUD_TOPIC_TRANSACTIONS']}",
+        "FRAUD_MODEL_POLL_SECONDS": "1",
+        "FRAUD_SCORER_SESSION_TIMEOUT_MS": "6000",
+    }
+
+
+@pytest.fixture
+def scorers(env: dict[str, str], tmp_path: Path) -> Iterator[list[Scorer]]:
+    started: list[Scorer] = []
+    yield started
+    for scorer in started:
+        scorer.ensure_stopped()
+
+
+def new_scorer(
+    scorers: list[Scorer], env: dict[str, str], tmp_path: Path, *args: str, **extra: str
+) -> Scorer:
+    scorer = Scorer(
+        env={**env, **extra},
+        cwd=tmp_path,
+        args=list(args),
+        log_path=tmp_path / f"scorer-{len(scorers)}.log",
+    )
+    scorers.append(scorer)
+    return scorer.start()
+
+
+def send(env: dict[str, str], source: Path, **options: Any) -> ReplaySummary:
+    return replay(source, settings=settings_from(env), keep_records=True, **options)
+
+
+class Background:
+    """Replay in a thread, so faults can be injected while transactions flow."""
+
+    def __init__(self, env: dict[str, str], source: Path, **options: Any) -> None:
+        self.result: ReplaySummary | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(env, source, options))
+        self._thread.start()
+
+    def _run(self, env: dict[str, str], source: Path, options: dict[str, Any]) -> None:
+        try:
+            self.result = send(env, source, **options)
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self) -> ReplaySummary:
+        self._thread.join(timeout=240)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None, "replay did not finish"
+        return self.result
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def assert_scores_match(
+    sent: ReplaySummary, outputs: Outputs, registry: RegistryServer
+) -> dict[str, int]:
+    """Each prediction equals its version's booster score for the row it came from."""
+    by_offset = {(r.partition, r.offset): r for r in sent.records}
+    per_version: dict[str, list[tuple[float, list[float]]]] = {}
+    for p in outputs.predictions:
+        record = by_offset[(p["source"]["partition"], p["source"]["offset"])]
+        assert record.expected is None, f"{record.transaction_id} is malformed but was scored"
+        assert p["transaction_id"] == record.transaction_id
+        assert p["model_name"] == "fraud-detector"
+        assert p["threshold"] == registry.thresholds[p["model_version"]]
+        assert p["is_fraud"] == (p["fraud_probability"] >= p["threshold"])
+        assert record.row is not None
+        per_version.setdefault(p["model_version"], []).append((p["fraud_probability"], record.row))
+    for version, pairs in per_version.items():
+        got = np.array([prob for prob, _ in pairs], dtype=np.float32)
+        want = booster_scores(registry.boosters[version], [row for _, row in pairs])
+        np.testing.assert_array_equal(got, want, err_msg=f"version {version}")
+    return {version: len(pairs) for version, pairs in per_version.items()}
+
+
+def test_every_offset_yields_one_prediction_or_one_dead_letter(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    scorer = new_scorer(scorers, env, tmp_path)
+    scorer.wait_ready()
+    sent = send(env, source, bad_fraction=0.01, seed=3)
+    assert sent.sent == 10_000
+    malformed = [r for r in sent.records if r.expected is not None]
+    assert len({r.expected for r in malformed}) >= 8, sent.malformed
+    assert len(sent.malformed) >= 8, "at least 8 different malformed kinds"
+
+    outputs = read_outputs(env, expected=10_000)
+
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert len(outputs.predictions) == 10_000 - len(malformed)
+    assert_scores_match(sent, outputs, registry)
+    by_offset = {(r.partition, r.offset): r for r in sent.records}
+    originals = {(r.partition, r.offset): r for r in malformed}
+    for record in outputs.dead_letters:
+        headers = {k: v.decode() for k, v in record.headers}
+        where = (int(headers["source.partition"]), int(headers["source.offset"]))
+        assert where in originals
+        assert headers["error.type"] == by_offset[where].expected
+        assert headers["source.topic"] == env["FRAUD_TOPIC_TRANSACTIONS"]
+        assert headers["error.message"]
+        assert record.key == by_offset[where].transaction_id.encode()
+    # The dead letter carries the original bytes untouched: compare with the input topic.
+    from kafka import KafkaConsumer, TopicPartition
+
+    inputs = KafkaConsumer(bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"], group_id=None)
+    try:
+        for record in outputs.dead_letters[:20]:
+            headers = {k: v.decode() for k, v in record.headers}
+            tp = TopicPartition(env["FRAUD_TOPIC_TRANSACTIONS"], int(headers["source.partition"]))
+            inputs.assign([tp])
+            inputs.seek(tp, int(headers["source.offset"]))
+            original = next(iter(inputs.poll(timeout_ms=5000, max_records=1).values()))[0]
+            assert original.value == record.value
+    finally:
+        inputs.close()
+
+    wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") == 10_000, 10, "metrics")
+    assert scorer.metric("fraud_dead_letters_total", 'reason="non_finite"') == sum(
+        1 for r in malformed if r.expected == "non_finite"
+    )
+    assert scorer.metric("fraud_consumer_lag") == 0
+    assert (
+        scorer.metric("fraud_model_info", 'alias="Production",name="fraud-detector",version="1"')
+        == 1
+    )
+    assert scorer.terminate() == 0, scorer.log()
+    assert "stopped cleanly" in scorer.log()
+
+
+def test_alias_move_mid_stream_switches_version_without_loss(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    scorer = new_scorer(scorers, env, tmp_path)
+    scorer.wait_ready()
+    background = Background(env, source, rate=2_000, limit=16_000)
+    wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
+    registry.promote("2")
+    sent = background.join()
+    outputs = read_outputs(env, expected=sent.sent)
+
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    counts = assert_scores_match(sent, outputs, registry)
+    assert counts.get("1", 0) >= 3_000 and counts.get("2", 0) > 0, counts
+    # Once a partition saw version 2, it never goes back to version 1.
+    last_v1: dict[int, int] = {}
+    first_v2: dict[int, int] = {}
+    for p in outputs.predictions:
+        partition, offset = p["source"]["partition"], p["source"]["offset"]
+        if p["model_version"] == "1":
+            last_v1[partition] = max(last_v1.get(partition, -1), offset)
+        else:
+            first_v2[partition] = min(first_v2.get(partition, 1 << 62), offset)
+    for partition, offset in first_v2.items():
+        assert last_v1.get(partition, -1) < offset
+    assert scorer.metric("fraud_model_reloads_total", 'result="success"') == 2
+    assert scorer.terminate() == 0
+
+
+def test_kill_9_mid_stream_loses_nothing(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    first = new_scorer(scorers, env, tmp_path)
+    first.wait_ready()
+    background = Background(env, source, rate=2_000)
+    wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
+    first.kill()
+    second = new_scorer(scorers, env, tmp_path)
+    second.wait_ready()
+    sent = background.join()
+    outputs = read_outputs(env, expected=sent.sent)
+
+    duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=True)
+    assert_scores_match(sent, outputs, registry)
+    print(f"kill -9, at-least-once: {duplicates} duplicate predictions of {sent.sent}")
+    assert second.terminate() == 0
+
+
+def test_exactly_once_mode_has_no_duplicates_after_kill_9(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    first = new_scorer(scorers, env, tmp_path, "--exactly-once")
+    first.wait_ready()
+    background = Background(env, source, rate=2_000)
+    wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
+    first.kill()
+    second = new_scorer(scorers, env, tmp_path, "--exactly-once")  # same instance id: fences
+    second.wait_ready()
+    sent = background.join()
+    outputs = read_outputs(env, expected=sent.sent)
+
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert_scores_match(sent, outputs, registry)
+    assert second.terminate() == 0
+
+
+@pytest.mark.parametrize("mode", [[], ["--exactly-once"]], ids=["at-least-once", "exactly-once"])
+def test_broker_restart_mid_stream_loses_nothing(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+    kafka_broker: Any,
+    mode: list[str],
+) -> None:
+    scorer = new_scorer(scorers, env, tmp_path, *mode)
+    scorer.wait_ready()
+    background = Background(env, source, rate=2_000)
+    wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
+    kafka_broker.restart()
+    sent = background.join()
+    outputs = read_outputs(env, expected=sent.sent, timeout=180)
+
+    duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=not mode)
+    assert_scores_match(sent, outputs, registry)
+    print(f"broker restart, {mode or 'at-least-once'}: {duplicates} duplicates of {sent.sent}")
+    assert scorer.process is not None and scorer.process.poll() is None, scorer.log()
+    assert scorer.terminate() == 0
+
+
+def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    group = [new_scorer(scorers, env, tmp_path, "--instance", str(i)) for i in range(3)]
+    for scorer in group:
+        scorer.wait_ready()
+    background = Background(env, source, rate=2_000)
+    wait_for(
+        lambda: sum(s.metric("fraud_transactions_consumed_total") for s in group) >= 3_000,
+        60,
+        "3,000",
+    )
+    assert group[0].terminate() == 0  # leaves the group: its partitions move to the others
+    sent = background.join()
+    outputs = read_outputs(env, expected=sent.sent)
+
+    duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=True)
+    assert_scores_match(sent, outputs, registry)
+    consumed = [s.metric("fraud_transactions_consumed_total") for s in group[1:]]
+    assert all(c > 0 for c in consumed), f"every remaining scorer took partitions: {consumed}"
+    print(f"scale-out with a member leaving: {duplicates} duplicates of {sent.sent}")
+    for scorer in group[1:]:
+        assert scorer.terminate() == 0
+
+
+def test_unreachable_registry_means_not_ready_until_it_answers(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    registry.stop()
+    try:
+        scorer = new_scorer(scorers, env, tmp_path)
+        wait_for(lambda: scorer.get("/ready")[0] == 503, 60, "the scorer to report not ready")
+        sent = send(env, source, limit=500)
+        time.sleep(3)
+        assert scorer.get("/ready")[0] == 503
+        assert scorer.metric("fraud_transactions_consumed_total") == 0, "consumed while not ready"
+        assert "not ready" in scorer.log()
+    finally:
+        registry.start()
+    scorer.wait_ready(timeout=60)
+    outputs = read_outputs(env, expected=sent.sent)
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert scorer.terminate() == 0
+
+
+def test_registry_down_during_reload_keeps_the_old_model_scoring(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    scorer = new_scorer(scorers, env, tmp_path)
+    scorer.wait_ready()
+    registry.stop()
+    try:
+        wait_for(
+            lambda: scorer.metric("fraud_model_reloads_total", 'result="failure"') >= 1,
+            60,
+            "a failed reload",
+        )
+        sent = send(env, source, limit=2_000)
+        outputs = read_outputs(env, expected=sent.sent)
+    finally:
+        registry.start()
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert {p["model_version"] for p in outputs.predictions} == {"1"}
+    assert scorer.get("/ready")[0] == 200
+    assert scorer.terminate() == 0

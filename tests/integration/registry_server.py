@@ -74,6 +74,30 @@ class RegistryServer:
 
         MlflowClient(tracking_uri=self.uri).set_registered_model_alias(MODEL, alias, version)
 
+    def register_mismatched_version(self) -> str:
+        """Register a model trained on other columns than the scorer's features, as a
+        mistaken hand-made version would be; returns its version number."""
+        import mlflow
+        import mlflow.xgboost
+        from mlflow.models import infer_signature
+
+        from tests.synthetic import synthetic_transactions
+
+        frame = synthetic_transactions(rows=300, seed=4)
+        columns = ["V1", "V2", "V3", "Amount"]
+        data = xgb.DMatrix(frame[columns], label=frame["Class"])
+        booster = xgb.train({"objective": "binary:logistic"}, data, num_boost_round=3)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment("mismatched")
+        with mlflow.start_run():
+            info = mlflow.xgboost.log_model(
+                booster,
+                name="model",
+                signature=infer_signature(frame[columns], booster.predict(data)),
+            )
+        version = mlflow.register_model(info.model_uri, MODEL, tags={"threshold": "0.5"})
+        return str(version.version)
+
 
 def build_registry(workdir: Path, template: Path) -> RegistryServer:
     """Two registered versions (max_depth 3 and 4) trained by `dvc repro` on synthetic data."""

@@ -6,6 +6,7 @@ two versions trained by the real pipeline. Every test accounts for every input o
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -379,3 +380,66 @@ def test_registry_down_during_reload_keeps_the_old_model_scoring(
     assert {p["model_version"] for p in outputs.predictions} == {"1"}
     assert scorer.get("/ready")[0] == 200
     assert scorer.terminate() == 0
+
+
+def test_a_version_that_fails_validation_is_refused_and_the_old_one_keeps_scoring(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+) -> None:
+    scorer = new_scorer(scorers, env, tmp_path)
+    scorer.wait_ready()
+    bad = registry.register_mismatched_version()
+    registry.promote(bad)
+    try:
+        wait_for(
+            lambda: scorer.metric("fraud_model_reloads_total", 'result="failure"') >= 1,
+            60,
+            "the reload to fail",
+        )
+        sent = send(env, source, limit=2_000)
+        outputs = read_outputs(env, expected=sent.sent)
+    finally:
+        registry.promote("1")
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert {p["model_version"] for p in outputs.predictions} == {"1"}
+    assert f"version {bad} rejected" in scorer.log()
+    assert "differ from the expected features" in scorer.log()
+    assert scorer.terminate() == 0
+
+
+def test_replay_and_tail_commands(kafka_broker: Any, tmp_path: Path) -> None:
+    from tests.integration.conftest import clean_env, run
+    from tests.synthetic import write_synthetic_csv
+
+    csv = tmp_path / "few.csv"
+    write_synthetic_csv(csv, rows=40, seed=9)
+    env = clean_env(tmp_path / "home", **make_topics(kafka_broker.bootstrap))
+    sent = run(
+        ["fraud", "replay", str(csv), "--limit", "60", "--bad-fraction", "0.5"], tmp_path, env
+    )
+    assert re.search(r"sent 60 messages to transactions-\w+ in .* (\d+) malformed", sent.stdout)
+
+    tailed = run(
+        [
+            "fraud",
+            "tail",
+            env["FRAUD_TOPIC_TRANSACTIONS"],
+            "--from-beginning",
+            "--max-messages",
+            "60",
+        ],
+        tmp_path,
+        env,
+        timeout=60,
+    )
+    lines = tailed.stdout.splitlines()
+    assert len(lines) == 60
+    assert len({line.split(" ", 1)[0] for line in lines}) == 60, "each record once, with its offset"
+    assert sum('"transaction_id":"tx-few-' in line for line in lines) >= 1
+
+    missing = run(["fraud", "replay", str(tmp_path / "nope.csv")], tmp_path, env, check=False)
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr

@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import disable_created_metrics
@@ -79,6 +79,9 @@ class StreamScorer:
         self.stop_event = threading.Event()
         self._same_partitioning: bool | None = None
         self.consumer: KafkaConsumer | None = None
+        # Offsets whose outputs the broker acknowledged; committed asynchronously after each
+        # batch and synchronously when the scorer stops.
+        self._acked: dict[TopicPartition, OffsetAndMetadata] = {}
         self.producer: KafkaProducer | None = None
 
     # -- Kafka clients -------------------------------------------------------------------------
@@ -98,7 +101,7 @@ class StreamScorer:
             session_timeout_ms=s.scorer_session_timeout_ms,
             heartbeat_interval_ms=max(1, s.scorer_session_timeout_ms // 3),
         )
-        self.consumer.subscribe([s.topic_transactions])
+        self.consumer.subscribe([s.topic_transactions], listener=_LogRebalance(self))
         producer_options: dict[str, Any] = {
             "bootstrap_servers": s.kafka_bootstrap,
             "client_id": f"fraud-scorer-{s.scorer_instance}",
@@ -119,6 +122,8 @@ class StreamScorer:
             self.producer.init_transactions()
 
     def _close(self) -> None:
+        if self.consumer is not None and self._acked:
+            self._commit(self._acked)  # the last async commits may still be in flight
         if self.consumer is not None:
             try:
                 self.consumer.close(autocommit=False)
@@ -259,7 +264,11 @@ class StreamScorer:
             raise SendFailedError(str(exc)) from exc
         self._observe_latency(records)
         if not eos:
-            self._commit(offsets)
+            # Asynchronous, so the next poll does not wait a round trip: these offsets are
+            # acknowledged already; a commit that fails is covered by the next one, and stopping
+            # commits synchronously what was acknowledged.
+            self._acked.update(offsets)
+            self.consumer.commit_async(offsets, callback=self._on_commit)
         self.metrics.consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         self._update_lag(offsets)
@@ -271,6 +280,11 @@ class StreamScorer:
             self.producer.abort_transaction()
         except KafkaError:
             log.exception("aborting the transaction failed")
+
+    @staticmethod
+    def _on_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
+        if isinstance(response, Exception):
+            log.debug("async commit failed (%r); the next commit covers it", response)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit, retrying while the coordinator is unavailable (e.g. the broker restarts).
@@ -367,6 +381,20 @@ class StreamScorer:
             self._close()
         log.info("stopped cleanly")
         return 0
+
+
+class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, scorer: StreamScorer) -> None:
+        self.scorer = scorer
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # Runs on kafka-python's I/O thread, which must not block on a commit. It need not: the
+        # async commits were sent before the rejoin on the same coordinator connection, and the
+        # broker handles one connection's requests in order.
+        log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

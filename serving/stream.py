@@ -121,6 +121,23 @@ class StreamScorer:
         if s.scorer_exactly_once:
             self.producer.init_transactions()
 
+    def _connect_until_up(self) -> bool:
+        """Connect, retrying while the broker is not up yet; False if a stop came first."""
+        while not self.stop_event.is_set():
+            try:
+                self._connect()
+                return True
+            except KafkaError as exc:
+                log.warning(
+                    "cannot reach Kafka at %s (%s); is it running? Retrying in 5 s",
+                    self.settings.kafka_bootstrap,
+                    type(exc).__name__,
+                )
+                self._close()
+                self.consumer = self.producer = None
+                self.stop_event.wait(5)
+        return False
+
     def _close(self) -> None:
         if self.consumer is not None and self._acked:
             self._commit(self._acked)  # the last async commits may still be in flight
@@ -337,9 +354,8 @@ class StreamScorer:
     def run(self) -> int:
         """Score until asked to stop; the exit code (0: clean stop, 1: outputs undeliverable)."""
         self._lag: dict[TopicPartition, int] = {}
-        if not self.wait_until_ready():
+        if not self.wait_until_ready() or not self._connect_until_up():
             return 0
-        self._connect()
         assert self.consumer is not None
         model = self.holder.current
         assert model is not None

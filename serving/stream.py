@@ -101,6 +101,10 @@ class StreamScorer:
             session_timeout_ms=s.scorer_session_timeout_ms,
             heartbeat_interval_ms=max(1, s.scorer_session_timeout_ms // 3),
         )
+        # Know the topic's partitions before joining: a member whose first join happens without
+        # them is assigned nothing and, with kafka-python 3.0, may not rejoin for a long time.
+        if not self.consumer.partitions_for_topic(s.topic_transactions):
+            raise KafkaError(f"topic {s.topic_transactions} does not exist")
         self.consumer.subscribe([s.topic_transactions], listener=_LogRebalance(self))
         producer_options: dict[str, Any] = {
             "bootstrap_servers": s.kafka_bootstrap,
@@ -129,9 +133,9 @@ class StreamScorer:
                 return True
             except KafkaError as exc:
                 log.warning(
-                    "cannot reach Kafka at %s (%s); is it running? Retrying in 5 s",
+                    "cannot use Kafka at %s (%s); is it running, with its topics? Retrying in 5 s",
                     self.settings.kafka_bootstrap,
-                    type(exc).__name__,
+                    exc,
                 )
                 self._close()
                 self.consumer = self.producer = None
@@ -140,7 +144,12 @@ class StreamScorer:
 
     def _close(self) -> None:
         if self.consumer is not None and self._acked:
-            self._commit(self._acked)  # the last async commits may still be in flight
+            # The last async commits may still be in flight; commit again what this member
+            # still owns (never a partition handed over: its new owner is further along).
+            owned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in self._acked.items() if tp in owned}
+            if offsets:
+                self._commit(offsets)
         if self.consumer is not None:
             try:
                 self.consumer.close(autocommit=False)
@@ -298,6 +307,10 @@ class StreamScorer:
         except KafkaError:
             log.exception("aborting the transaction failed")
 
+    def forget(self, tp: TopicPartition) -> None:
+        """Drop a revoked partition's acknowledged offset: it must never be committed again."""
+        self._acked.pop(tp, None)
+
     @staticmethod
     def _on_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
         if isinstance(response, Exception):
@@ -408,6 +421,8 @@ class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # async commits were sent before the rejoin on the same coordinator connection, and the
         # broker handles one connection's requests in order.
         log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
+        for tp in revoked:
+            self.scorer.forget(tp)
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))

@@ -204,3 +204,22 @@ def check_exactly_once_accounting(
     if not allow_duplicates:
         assert duplicates == 0, f"{duplicates} inputs produced more than one output"
     return duplicates
+
+
+def assert_committed_to_the_end(env: dict[str, str]) -> None:
+    """After the group stopped, its committed offsets sit at the end of every input partition,
+    so a restart re-scores nothing (and no member committed an older offset over a newer)."""
+    from kafka import TopicPartition
+
+    topic, group = env["FRAUD_TOPIC_TRANSACTIONS"], env["FRAUD_SCORER_GROUP_ID"]
+    # A consumer of the group that never subscribes only reads the group's committed offsets.
+    consumer = KafkaConsumer(
+        bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"], group_id=group, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        ends = consumer.end_offsets(partitions)
+        got = {tp.partition: consumer.committed(tp) for tp in partitions}
+    finally:
+        consumer.close(autocommit=False)
+    assert got == {tp.partition: ends[tp] for tp in partitions}, f"committed {got}, ends {ends}"

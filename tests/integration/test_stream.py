@@ -21,6 +21,7 @@ from tests.integration.registry_server import RegistryServer, build_registry
 from tests.integration.streaming import (
     Outputs,
     Scorer,
+    assert_committed_to_the_end,
     booster_scores,
     check_exactly_once_accounting,
     make_topics,
@@ -198,6 +199,7 @@ def test_every_offset_yields_one_prediction_or_one_dead_letter(
     )
     assert scorer.terminate() == 0, scorer.log()
     assert "stopped cleanly" in scorer.log()
+    assert_committed_to_the_end(env)
 
 
 def test_alias_move_mid_stream_switches_version_without_loss(
@@ -330,6 +332,7 @@ def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     print(f"scale-out with a member leaving: {duplicates} duplicates of {sent.sent}")
     for scorer in group[1:]:
         assert scorer.terminate() == 0
+    assert_committed_to_the_end(env)
 
 
 def test_unreachable_registry_means_not_ready_until_it_answers(

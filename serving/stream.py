@@ -420,7 +420,8 @@ class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Runs on kafka-python's I/O thread, which must not block on a commit. It need not: the
         # async commits were sent before the rejoin on the same coordinator connection, and the
         # broker handles one connection's requests in order.
-        log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
+        if revoked:
+            log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
         for tp in revoked:
             self.scorer.forget(tp)
 

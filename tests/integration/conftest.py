@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,7 @@ from serving.kafka_broker import BrokerSettings, StartResult
 from serving.kafka_broker import start as start_broker
 from serving.kafka_broker import stop as stop_broker
 from serving.settings import KafkaSettings
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -89,13 +89,6 @@ def update_params(repo: Path, changes: Mapping[str, Mapping[str, object]]) -> No
     for section, values in changes.items():
         params[section].update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

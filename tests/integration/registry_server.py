@@ -15,7 +15,8 @@ from pathlib import Path
 
 import xgboost as xgb
 
-from tests.integration.conftest import clean_env, free_port, run, update_params
+from tests.integration.conftest import clean_env, run, update_params
+from tests.ports import free_port
 from tests.synthetic import write_synthetic_csv
 
 MODEL = "fraud-detector"

@@ -23,7 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from fraud.schema import FEATURE_COLUMNS, TRANSACTION_COLUMNS
 from serving.replay import SentRecord
 from serving.settings import KafkaSettings
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 FEATURE_POSITIONS = [TRANSACTION_COLUMNS.index(c) for c in FEATURE_COLUMNS]
 

@@ -22,7 +22,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fraud.schema import FEATURE_COLUMNS
-from tests.integration.conftest import clean_env, free_port, run, update_params
+from tests.integration.conftest import clean_env, run, update_params
+from tests.ports import free_port
 from tests.synthetic import synthetic_transactions, write_synthetic_csv
 
 MODEL = "fraud-detector"

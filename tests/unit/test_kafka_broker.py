@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,12 @@ from typer.testing import CliRunner
 import serving.kafka_broker as kb
 from serving.cli import app
 from serving.settings import KafkaSettings
+from tests.ports import free_port
 
 
 def properties(text: str) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
     return {key: value for key, value in pairs}
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_server_properties_follow_the_settings(tmp_path: Path) -> None:
@@ -147,11 +140,11 @@ def test_class_data_archive_is_kept_only_after_a_clean_exit(
 
 
 def test_stop_and_status_without_a_broker(tmp_path: Path) -> None:
-    broker = kb.BrokerSettings(kafka_data_dir=tmp_path, kafka_controller_port=unused_port())
+    broker = kb.BrokerSettings(kafka_data_dir=tmp_path, kafka_controller_port=free_port())
     assert kb.stop(broker) is None
     (tmp_path / "kafka.pid").write_text("999999999\n")  # stale: no such process
     assert kb.stop(broker) is None
     assert not (tmp_path / "kafka.pid").exists()
-    state = kb.status(KafkaSettings(kafka_bootstrap=f"127.0.0.1:{unused_port()}"), broker)
+    state = kb.status(KafkaSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}"), broker)
     assert not state.running and not state.answering and state.pid is None
     assert state.topics == {}

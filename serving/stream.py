@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 from prometheus_client import disable_created_metrics
 from pydantic import Field
 
@@ -82,6 +82,7 @@ class StreamScorer:
         # Offsets whose outputs the broker acknowledged; committed asynchronously after each
         # batch and synchronously when the scorer stops.
         self._acked: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._unstable_since: float | None = None
         self.producer: KafkaProducer | None = None
 
     # -- Kafka clients -------------------------------------------------------------------------
@@ -124,6 +125,29 @@ class StreamScorer:
         self.producer = KafkaProducer(**producer_options)
         if s.scorer_exactly_once:
             self.producer.init_transactions()
+
+    def _stuck_rebalancing(self) -> bool:
+        """True once the member has been out of a stable group for 3 session timeouts.
+
+        kafka-python 3.0 can leave a member in a rebalance that never completes (assigned, then
+        revoked, never reassigned); a member that is stable without partitions is just idle.
+        """
+        assert self.consumer is not None
+        if self.consumer.group_metadata().state == MemberState.STABLE:
+            self._unstable_since = None
+            return False
+        now = time.monotonic()
+        self._unstable_since = self._unstable_since or now
+        return now - self._unstable_since > 3 * self.settings.scorer_session_timeout_ms / 1000
+
+    def _rejoin(self) -> bool:
+        """Replace the consumer and producer with new ones that join the group afresh."""
+        log.warning("the group rebalance has not completed; leaving and joining again")
+        self._close()
+        self._acked.clear()
+        self.consumer = self.producer = None
+        self._unstable_since = None
+        return self._connect_until_up()
 
     def _connect_until_up(self) -> bool:
         """Connect, retrying while the broker is not up yet; False if a stop came first."""
@@ -388,6 +412,8 @@ class StreamScorer:
                 polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
                 records = [record for batch in polled.values() for record in batch]
                 if not records:
+                    if self._stuck_rebalancing() and not self._rejoin():
+                        break
                     continue
                 try:
                     self.process(records)

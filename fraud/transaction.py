@@ -32,7 +32,7 @@ _AMOUNT_POSITION = TRANSACTION_COLUMNS.index(AMOUNT_COLUMN)
 _NUMBER_TYPES = frozenset({int, float})
 _columns = operator.itemgetter(*TRANSACTION_COLUMNS)
 # The booster scores float32: a value beyond float32's range would reach it as infinity.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NON_FINITE = "field(s) {} must be finite numbers within float32 range"
 
 
@@ -106,7 +106,7 @@ def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
         return Rejection(-1, Reason.WRONG_TYPE, f"field '{column}' must be a number")
     if int in types:
         for column, value in zip(TRANSACTION_COLUMNS, values, strict=True):
-            if type(value) is int and abs(value) > _FLOAT32_MAX:
+            if type(value) is int and abs(value) > FLOAT32_MAX:
                 return Rejection(-1, Reason.NON_FINITE, _NON_FINITE.format(column))
     event_time = message.get(EVENT_TIME_FIELD)
     if event_time is not None:
@@ -151,7 +151,7 @@ def validate_messages(messages: Sequence[Any]) -> ValidatedBatch:
         return ValidatedBatch([], [], empty, rejections, 0)
 
     values = np.array(rows, dtype=np.float64)
-    in_range: npt.NDArray[np.bool_] = np.abs(values) <= _FLOAT32_MAX  # False for NaN, ±inf
+    in_range: npt.NDArray[np.bool_] = np.abs(values) <= FLOAT32_MAX  # False for NaN, ±inf
     finite = np.all(in_range, axis=1)
     negative: npt.NDArray[np.bool_] = values[:, _AMOUNT_POSITION] < 0
     keep = finite & ~negative
@@ -161,7 +161,7 @@ def validate_messages(messages: Sequence[Any]) -> ValidatedBatch:
                 bad = [
                     c
                     for c, v in zip(TRANSACTION_COLUMNS, values[row], strict=True)
-                    if not abs(v) <= _FLOAT32_MAX
+                    if not abs(v) <= FLOAT32_MAX
                 ]
                 rejection = Rejection(
                     index[row], Reason.NON_FINITE, _NON_FINITE.format(", ".join(bad))

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the scorer (names from DESIGN.md §3) and the HTTP endpoint serving them.
+"""Prometheus metrics of the scorer and the API (names from DESIGN.md §3); the scorer's endpoint.
 
 Per-transaction quantities (fraud probability, end-to-end latency) are observed a whole batch at
 a time with numpy: at tens of thousands of transactions per second, prometheus_client's
@@ -7,6 +7,7 @@ per-value `observe()` would cost more than scoring them.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -58,15 +60,92 @@ class BatchHistogram(Collector):
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
 
-class ScorerMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+def multiprocess_dir() -> str | None:
+    """The directory worker processes share their metrics through, when there are several
+    (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class ModelMetrics:
+    """What every process serving the model reports: the model, its reloads and its scores.
+
+    In multiprocess mode (several API workers) every value goes through prometheus_client's
+    shared files, so the probability histogram is a standard one fed value by value.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None, ready_metric: str) -> None:
         self.registry = registry or CollectorRegistry()
+        self.multiprocess = multiprocess_dir() is not None
+        r = self.registry
+        self.predictions = Counter(
+            "fraud_predictions", "Predictions produced, by decision.", ["decision"], registry=r
+        )
+        self.fraud_probability: BatchHistogram | Histogram
+        if self.multiprocess:
+            self.fraud_probability = Histogram(
+                "fraud_fraud_probability", "Fraud probabilities produced.",
+                buckets=PROBABILITY_BUCKETS, registry=r,
+            )  # fmt: skip
+        else:
+            self.fraud_probability = BatchHistogram(
+                "fraud_fraud_probability", "Fraud probabilities produced.", PROBABILITY_BUCKETS
+            )
+            r.register(self.fraud_probability)
+        # "max" over workers: a worker sets its old version's series to 0 when it swaps.
+        self.model_info = Gauge(
+            "fraud_model_info", "The model scoring now (value 1).", ["name", "version", "alias"],
+            registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self._shown: tuple[str, str, str] | None = None
+        self.model_reloads = Counter(
+            "fraud_model_reloads", "Model reload attempts, by result.", ["result"], registry=r
+        )
+        self.ready = Gauge(
+            ready_metric, "1 when a model is loaded (in every worker).", registry=r,
+            multiprocess_mode="min",
+        )  # fmt: skip
+
+    def show_model(self, name: str, version: str, alias: str) -> None:
+        if self._shown is not None:
+            # 0 first: in multiprocess mode a removed series keeps its last value in the file.
+            self.model_info.labels(*self._shown).set(0)
+            self.model_info.remove(*self._shown)
+        self._shown = (name, version, alias)
+        self.model_info.labels(name=name, version=version, alias=alias).set(1)
+
+    def record_reload(self, result: str, model: tuple[str, str, str] | None) -> None:
+        """A reload attempt's result; `model` is the (name, version, alias) serving after it."""
+        if result != "unchanged":
+            self.model_reloads.labels(result=result).inc()
+        if model is not None and result == "success":
+            self.show_model(*model)
+        self.ready.set(1 if model is not None else 0)
+
+    def record_scores(self, probabilities: npt.NDArray[np.float32], threshold: float) -> None:
+        flagged = int(np.count_nonzero(probabilities >= threshold))
+        if isinstance(self.fraud_probability, BatchHistogram):
+            self.fraud_probability.observe_many(probabilities)
+        else:
+            for probability in probabilities.tolist():
+                self.fraud_probability.observe(probability)
+        self.predictions.labels(decision="fraud").inc(flagged)
+        self.predictions.labels(decision="legit").inc(len(probabilities) - flagged)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus text format, summed over workers in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)
+
+
+class ScorerMetrics(ModelMetrics):
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry, "fraud_scorer_ready")
         r = self.registry
         self.consumed = Counter(
             "fraud_transactions_consumed", "Transaction messages consumed.", registry=r
-        )
-        self.predictions = Counter(
-            "fraud_predictions", "Predictions produced, by decision.", ["decision"], registry=r
         )
         self.dead_letters = Counter(
             "fraud_dead_letters", "Messages sent to the dead-letter topic.", ["reason"], registry=r
@@ -88,30 +167,33 @@ class ScorerMetrics:
             "From the transaction's record timestamp to its prediction being acknowledged.",
             LATENCY_BUCKETS,
         )
-        self.fraud_probability = BatchHistogram(
-            "fraud_fraud_probability", "Fraud probabilities produced.", PROBABILITY_BUCKETS
-        )
         r.register(self.end_to_end_latency)
-        r.register(self.fraud_probability)
         self.consumer_lag = Gauge(
             "fraud_consumer_lag", "Messages behind the end of the input topic.", registry=r
         )
-        self.model_info = Gauge(
-            "fraud_model_info", "The model scoring now (value 1).", ["name", "version", "alias"],
-            registry=r,
-        )  # fmt: skip
-        self.model_reloads = Counter(
-            "fraud_model_reloads", "Model reload attempts, by result.", ["result"], registry=r
-        )
-        self.ready = Gauge("fraud_scorer_ready", "1 when a model is loaded.", registry=r)
         self.send_failures = Counter(
             "fraud_send_failures", "Batches whose outputs the broker did not acknowledge.",
             registry=r,
         )  # fmt: skip
 
-    def show_model(self, name: str, version: str, alias: str) -> None:
-        self.model_info.clear()
-        self.model_info.labels(name=name, version=version, alias=alias).set(1)
+
+class ApiMetrics(ModelMetrics):
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry, "fraud_api_ready")
+        r = self.registry
+        self.http_requests = Counter(
+            "fraud_http_requests", "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"], registry=r,
+        )  # fmt: skip
+        self.http_duration = Histogram(
+            "fraud_http_request_duration_seconds",
+            "From the request's arrival to its response's start, by route template.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "fraud_batch_size", "Transactions per booster call (requests coalesce under load).",
+            buckets=BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
 
 
 class MetricsServer:

@@ -40,12 +40,14 @@ def failed_gates(metrics: dict[str, float], params: RegisterParams) -> list[str]
     ]
 
 
+# Test-split metrics stored as version tags, so `fraud models` and the API show them.
+METRIC_TAGS = ("auprc", "roc_auc", "recall_at_p90")
+
+
 def version_tags(run: dict[str, Any], metrics: dict[str, float]) -> dict[str, str]:
     return {
         "threshold": repr(float(metrics["threshold"])),
-        "auprc": f"{metrics['auprc']:.6f}",
-        "roc_auc": f"{metrics['roc_auc']:.6f}",
-        "recall_at_p90": f"{metrics['recall_at_p90']:.6f}",
+        **{name: f"{metrics[name]:.6f}" for name in METRIC_TAGS},
         "data_sha256": str(run["data_sha256"]),
         "git_commit": str(run["git_commit"]),
     }

@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,10 @@ class LoadedModel:
     run_id: str
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.name, self.version, self.alias)
+
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Fraud probabilities for rows in FEATURE_COLUMNS order, in one call on the booster."""
         if len(features) == 0:
@@ -68,6 +72,24 @@ class LoadedModel:
             features, validate_features=False
         )
         return scores
+
+    def margins(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The raw scores (log-odds) that `predict` turns into probabilities."""
+        margins: npt.NDArray[np.float32] = self.booster.inplace_predict(
+            features, predict_type="margin", validate_features=False
+        )
+        return margins
+
+    def contributions(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Per-feature TreeSHAP contributions in log-odds, the bias last: (rows, features + 1).
+
+        Each row sums to its margin.
+        """
+        matrix = xgb.DMatrix(features, feature_names=list(FEATURE_COLUMNS), nthread=1)
+        contributions: npt.NDArray[np.float32] = self.booster.predict(
+            matrix, pred_contribs=True, validate_features=False
+        )
+        return contributions
 
 
 @dataclass
@@ -139,17 +161,29 @@ def validate_model(model: LoadedModel, reference_rows: list[list[float]]) -> Non
         )
 
 
+class ReloadRecorder(Protocol):
+    """Where reload results go (monitoring.metrics.ModelMetrics)."""
+
+    def record_reload(self, result: str, model: tuple[str, str, str] | None) -> None: ...
+
+
+def fail_fast_registry_calls() -> None:
+    """MLflow client defaults for a serving process, unless the environment sets them: a
+    registry that does not answer must not stall start-up or a reload for minutes of retries."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 class ModelHolder:
     """The current model under `settings.model_alias`, reloaded when the alias moves."""
 
     def __init__(
-        self,
-        settings: HolderSettings | None = None,
-        on_reload: Callable[[ReloadOutcome, LoadedModel | None], None] | None = None,
+        self, settings: HolderSettings | None = None, metrics: ReloadRecorder | None = None
     ) -> None:
         self.settings = settings or HolderSettings()
         self._current: LoadedModel | None = None
-        self._on_reload = on_reload
+        self._metrics = metrics
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,8 +212,9 @@ class ModelHolder:
                 outcome.version,
                 self.settings.model_alias,
             )
-        if self._on_reload is not None:
-            self._on_reload(outcome, self._current)
+        if self._metrics is not None:
+            current = self._current
+            self._metrics.record_reload(outcome.result, current.identity if current else None)
         return outcome
 
     def _refresh(self) -> ReloadOutcome:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import signal
 import socket
 import threading
@@ -34,7 +33,7 @@ from pydantic import Field
 from fraud.transaction import validate_messages
 from monitoring.metrics import MetricsServer, ScorerMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
-from serving.model_holder import HolderSettings, LoadedModel, ModelHolder, ReloadOutcome
+from serving.model_holder import HolderSettings, LoadedModel, ModelHolder, fail_fast_registry_calls
 from serving.settings import KafkaSettings
 
 log = logging.getLogger("fraud.scorer")
@@ -248,10 +247,7 @@ class StreamScorer:
                 send(s.topic_dead_letters, value=record.value, key=record.key, headers=headers)
             )
 
-        flagged = int(np.count_nonzero(probabilities >= threshold))
-        self.metrics.fraud_probability.observe_many(probabilities)
-        self.metrics.predictions.labels(decision="fraud").inc(flagged)
-        self.metrics.predictions.labels(decision="legit").inc(len(probabilities) - flagged)
+        self.metrics.record_scores(probabilities, threshold)
         for rejection in batch.rejections:
             self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
         if batch.unknown_fields:
@@ -466,21 +462,10 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def serve(settings: ScorerSettings, holder_settings: HolderSettings) -> int:
     """Run the scorer with its model holder and metrics endpoint until SIGTERM/SIGINT."""
-    # A registry that does not answer must not stall start-up for minutes of retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    fail_fast_registry_calls()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: noise
     metrics = ScorerMetrics()
-
-    def on_reload(outcome: ReloadOutcome, current: LoadedModel | None) -> None:
-        if outcome.result != "unchanged":
-            metrics.model_reloads.labels(result=outcome.result).inc()
-        if current is not None and outcome.result == "success":
-            metrics.show_model(current.name, current.version, current.alias)
-        metrics.ready.set(1 if current is not None else 0)
-
-    holder = ModelHolder(holder_settings, on_reload=on_reload)
+    holder = ModelHolder(holder_settings, metrics)
     scorer = StreamScorer(settings, holder, metrics)
     _install_signal_handlers(scorer.stop_event)
     server = MetricsServer(

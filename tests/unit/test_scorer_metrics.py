@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -160,11 +161,13 @@ def test_two_scorer_metrics_do_not_collide() -> None:
 
 def test_scorer_batch_histograms_are_fed_by_arrays() -> None:
     metrics = ScorerMetrics()
-    metrics.fraud_probability.observe_many([0.0, 0.5, 0.99, 1.0])
+    metrics.record_scores(np.array([0.0, 0.5, 0.99, 1.0], dtype=np.float32), threshold=0.5)
     metrics.end_to_end_latency.observe_many([0.001, 20.0])
     registry = metrics.registry
     assert registry.get_sample_value("fraud_fraud_probability_count") == 4
     assert registry.get_sample_value("fraud_fraud_probability_bucket", {"le": "0.5"}) == 2
+    assert registry.get_sample_value("fraud_predictions_total", {"decision": "fraud"}) == 3
+    assert registry.get_sample_value("fraud_predictions_total", {"decision": "legit"}) == 1
     assert registry.get_sample_value("fraud_end_to_end_latency_seconds_count") == 2
     assert registry.get_sample_value("fraud_end_to_end_latency_seconds_bucket", {"le": "10.0"}) == 1
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import logging.config
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -145,14 +149,28 @@ def _kafka_settings() -> KafkaSettings:
         raise _settings_error(exc) from None
 
 
+def _log_config() -> dict[str, Any]:
+    """Timestamped lines on stderr; the chatty client libraries only from WARNING up."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {
+            name: {"level": "WARNING"} for name in ("kafka", "mlflow", "urllib3", "alembic")
+        },
+    }
+
+
 def _log_to_stderr() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "mlflow", "urllib3", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.config.dictConfig(_log_config())
 
 
 @app.command()
@@ -202,6 +220,75 @@ def score(
         raise _settings_error(exc) from None
     _log_to_stderr()
     raise typer.Exit(code=serve(settings, holder_settings))
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface (FRAUD_API_HOST, 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (FRAUD_API_PORT, 8000); 0 picks a free one.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes sharing the port (FRAUD_API_WORKERS, 1).", min=1),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (method, path, status).")
+    ] = False,
+) -> None:
+    """Serve the REST scoring API (docs at /docs) with the Production model until SIGTERM."""
+    import uvicorn
+
+    from serving.api import create_app
+    from serving.model_holder import HolderSettings
+    from serving.settings import ApiSettings
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {"api_host": host, "api_port": port, "api_workers": workers}.items()
+        if value is not None
+    }
+    try:
+        settings = ApiSettings(**overrides)
+        holder_settings = HolderSettings()
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    _log_to_stderr()
+    serve_options: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": access_log,
+        "log_config": _log_config(),
+    }
+    if settings.api_workers == 1:
+        uvicorn.run(create_app(settings, holder_settings=holder_settings), **serve_options)
+        return
+    # Workers are fresh processes that build the app from the environment (serving.api:app);
+    # they share their metrics through files in one directory.
+    with _shared_metrics_dir() as metrics_dir:
+        err_console.print(f"{settings.api_workers} workers; metrics shared through {metrics_dir}")
+        uvicorn.run("serving.api:app", workers=settings.api_workers, **serve_options)
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: the one set (emptied of old files, as
+    prometheus_client requires between runs), else a temporary one removed afterwards."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="fraud-api-metrics-") as temporary:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = temporary
+        try:
+            yield temporary
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 @app.command()

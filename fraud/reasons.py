@@ -1,0 +1,62 @@
+"""Reason codes: the features that pushed each score up or down the most.
+
+Input is XGBoost's own per-feature contributions (TreeSHAP, `pred_contribs=True`): one column
+per feature plus a last column for the bias, in log-odds, summing to the row's margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fraud.schema import FEATURE_COLUMNS
+
+
+@dataclass(frozen=True)
+class FeatureReason:
+    feature: str
+    value: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class RowExplanation:
+    base_value: float
+    reasons: list[FeatureReason]
+
+
+def top_reasons(
+    contributions: npt.NDArray[np.floating],
+    features: npt.NDArray[np.floating],
+    k: int,
+) -> list[RowExplanation]:
+    """Per row, the `k` features with the largest |contribution|, largest first.
+
+    `contributions` has shape (rows, features + 1), the bias last; `features` (rows, features).
+    """
+    n_features = len(FEATURE_COLUMNS)
+    if contributions.ndim != 2 or contributions.shape[1] != n_features + 1:
+        raise ValueError(
+            f"expected contributions of shape (rows, {n_features + 1}), got {contributions.shape}"
+        )
+    if features.shape != (contributions.shape[0], n_features):
+        raise ValueError(f"expected features of shape (rows, {n_features}), got {features.shape}")
+    if not 1 <= k <= n_features:
+        raise ValueError(f"k must be between 1 and {n_features}, got {k}")
+    per_feature = contributions[:, :n_features]
+    # stable sort: ties keep the feature order, so the same row always gives the same reasons
+    order = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :k]
+    return [
+        RowExplanation(
+            base_value=float(contributions[row, -1]),
+            reasons=[
+                FeatureReason(
+                    FEATURE_COLUMNS[j], float(features[row, j]), float(per_feature[row, j])
+                )
+                for j in order[row]
+            ],
+        )
+        for row in range(contributions.shape[0])
+    ]

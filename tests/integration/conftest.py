@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -18,6 +19,9 @@ from serving.kafka_broker import start as start_broker
 from serving.kafka_broker import stop as stop_broker
 from serving.settings import KafkaSettings
 from tests.ports import free_port
+
+if TYPE_CHECKING:
+    from tests.integration.registry_server import RegistryServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -158,3 +162,18 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, dvc_template: Path
+) -> Iterator[RegistryServer]:
+    """One `fraud mlflow` server for the session over a registry the real pipeline filled:
+    versions 1 and 2 of fraud-detector (tests/integration/registry_server.py)."""
+    from tests.integration.registry_server import build_registry  # it imports this module
+
+    server = build_registry(tmp_path_factory.mktemp("registry"), dvc_template)
+    try:
+        yield server
+    finally:
+        server.stop()

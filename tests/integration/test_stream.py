@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from serving.replay import ReplaySummary, replay
-from tests.integration.registry_server import RegistryServer, build_registry
+from tests.integration.registry_server import RegistryServer
 from tests.integration.streaming import (
     Outputs,
     Scorer,
@@ -31,17 +31,6 @@ from tests.integration.streaming import (
 from tests.synthetic import synthetic_transactions
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, dvc_template: Path
-) -> Iterator[RegistryServer]:
-    server = build_registry(tmp_path_factory.mktemp("registry"), dvc_template)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -174,8 +174,9 @@ async def read_json_body(request: Request) -> bytes:
     return await request.body()
 
 
-def _feature_matrix(transactions: Sequence[Any]) -> npt.NDArray[np.float32]:
-    return np.array([_features_of(t) for t in transactions], dtype=np.float32).reshape(
+def _feature_matrix(transactions: Sequence[Any]) -> npt.NDArray[np.float64]:
+    """The submitted values as sent (float64); the booster gets them as float32."""
+    return np.array([_features_of(t) for t in transactions], dtype=np.float64).reshape(
         len(transactions), len(FEATURE_COLUMNS)
     )
 
@@ -218,13 +219,17 @@ class Scored:
 
 
 def score_rows(
-    model: LoadedModel, features: npt.NDArray[np.float32], explain: bool, top_k: int
+    model: LoadedModel, features: npt.NDArray[np.float64], explain: bool, top_k: int
 ) -> Scored:
-    """Probabilities (and reason codes) of every row from one model; runs in a worker thread."""
-    probabilities = model.predict(features)
+    """Probabilities (and reason codes) of every row from one model; runs in a worker thread.
+
+    Reason codes quote the values as submitted, not their float32 rounding.
+    """
+    scored = features.astype(np.float32)
+    probabilities = model.predict(scored)
     explanations = None
     if explain:
-        reasons = top_reasons(model.contributions(features), features, top_k)
+        reasons = top_reasons(model.contributions(scored), features, top_k)
         explanations = [
             {
                 "base_value": r.base_value,
@@ -285,7 +290,7 @@ def scoring_router(api_key: str | None) -> APIRouter:
             )
         scoring.model()  # a 503 before queueing when nothing is loaded
         try:
-            model, probability = await scoring.batcher.predict(features[0])
+            model, probability = await scoring.batcher.predict(features[0].astype(np.float32))
         except NoModelError:
             scoring.model()  # unloaded meanwhile: the same 503
             raise

@@ -28,3 +28,13 @@ def test_promote_requires_a_version() -> None:
     result = CliRunner().invoke(app, ["promote"])
     assert result.exit_code == 2
     assert "--version" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("FRAUD_API_MAX_BATCH", "zero"), ("FRAUD_API_PORT", "70000"), ("FRAUD_API_WORKERS", "0")],
+)
+def test_a_bad_api_setting_stops_fraud_api_naming_it(variable: str, value: str) -> None:
+    result = CliRunner().invoke(app, ["api"], env={variable: value})
+    assert result.exit_code == 1
+    assert variable in result.output

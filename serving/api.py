@@ -51,7 +51,7 @@ from fraud.reasons import top_reasons
 from fraud.schema import FEATURE_COLUMNS
 from monitoring.metrics import ApiMetrics
 from pipelines.register import METRIC_TAGS
-from serving.batcher import NoModelError, PredictionBatcher
+from serving.batcher import CurrentModel, NoModelError, PredictionBatcher
 from serving.http import RequestMetrics
 from serving.model_holder import (
     HolderSettings,
@@ -68,11 +68,8 @@ DEFAULT_TOP_K = 5
 _features_of = operator.attrgetter(*FEATURE_COLUMNS)
 
 
-class ModelSource(Protocol):
+class ModelSource(CurrentModel, Protocol):
     """What the API needs of a model holder (serving.model_holder.ModelHolder)."""
-
-    @property
-    def current(self) -> LoadedModel | None: ...
 
     last_error: str | None
 
@@ -91,13 +88,13 @@ class Scoring:
     metrics: ApiMetrics
     batch_model: type[BaseModel]
 
-    def model(self) -> LoadedModel:
+    def model(self, say_why: bool = False) -> LoadedModel:
+        """The current model, or a 503; only /ready says why (it may name internal hosts)."""
         model = self.holder.current
         if model is None:
             reason = self.holder.last_error or "the first load has not finished"
-            raise HTTPException(
-                503, f"no model is loaded yet ({reason})", headers={"Retry-After": "5"}
-            )
+            detail = f"no model is loaded yet ({reason})" if say_why else "no model is loaded yet"
+            raise HTTPException(503, detail, headers={"Retry-After": "5"})
         return model
 
 
@@ -380,7 +377,7 @@ def operations_router() -> APIRouter:
         responses={503: {"model": Problem, "description": "No model is loaded yet."}},
     )
     async def ready(scoring: ScoringDep) -> dict[str, str]:
-        model = scoring.model()
+        model = scoring.model(say_why=True)
         return {"status": "ready", "model_version": model.version}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -23,7 +23,9 @@ import numpy.typing as npt
 from serving.model_holder import LoadedModel
 
 
-class ModelSource(Protocol):
+class CurrentModel(Protocol):
+    """Where the model in use is read (serving.model_holder.ModelHolder)."""
+
     @property
     def current(self) -> LoadedModel | None: ...
 
@@ -38,7 +40,7 @@ Scored = tuple[LoadedModel, float]
 class PredictionBatcher:
     def __init__(
         self,
-        source: ModelSource,
+        source: CurrentModel,
         limiter: anyio.CapacityLimiter,
         max_rows: int = 512,
         on_batch: Callable[[LoadedModel, npt.NDArray[np.float32]], None] | None = None,

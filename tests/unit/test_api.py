@@ -397,6 +397,7 @@ def test_without_a_model_ready_and_scoring_are_503(booster: xgb.Booster) -> None
         response = client.post("/v1/score", json=transaction())
         assert response.status_code == 503
         assert response.headers["retry-after"]
+        assert "registry" not in response.text  # only /ready says why
         assert client.get("/v1/model").status_code == 503
         holder.current = model(booster)  # loaded later: the same app becomes ready
         assert client.get("/ready").json() == {"status": "ready", "model_version": "3"}

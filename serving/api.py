@@ -16,6 +16,7 @@ nothing about the cause (the log has it).
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import operator
@@ -47,6 +48,7 @@ from fraud.api_models import (
     TransactionScore,
     batch_request_model,
 )
+from fraud.fast_rows import valid_rows
 from fraud.reasons import top_reasons
 from fraud.schema import FEATURE_COLUMNS
 from monitoring.metrics import ApiMetrics
@@ -87,6 +89,7 @@ class Scoring:
     batcher: PredictionBatcher
     metrics: ApiMetrics
     batch_model: type[BaseModel]
+    max_batch: int
 
     def model(self, say_why: bool = False) -> LoadedModel:
         """The current model, or a 503; only /ready says why (it may name internal hosts)."""
@@ -171,11 +174,32 @@ async def read_json_body(request: Request) -> bytes:
     return await request.body()
 
 
-def _feature_matrix(transactions: Sequence[Any]) -> npt.NDArray[np.float64]:
-    """The submitted values as sent (float64); the booster gets them as float32."""
-    return np.array([_features_of(t) for t in transactions], dtype=np.float64).reshape(
-        len(transactions), len(FEATURE_COLUMNS)
-    )
+def read_transactions(
+    body: bytes, model: type[BaseModel], max_rows: int
+) -> tuple[list[str], npt.NDArray[np.float64]]:
+    """The ids and features (as sent, float64) of a Transaction body (`max_rows` 1) or a batch
+    body; an invalid body raises the pydantic model's 422.
+
+    Valid bodies, the common case, take the fast exact check (fraud.fast_rows); anything it is
+    not sure of goes through the model, which says what is wrong.
+    """
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        decoded = None
+    if max_rows == 1:
+        rows = [decoded]
+    elif type(decoded) is dict and decoded.keys() == {"transactions"}:
+        rows = decoded["transactions"]
+    else:
+        rows = None
+    fast = valid_rows(rows, max_rows)
+    if fast is not None:
+        return fast
+    parsed = parse_body(body, model)
+    transactions = [parsed] if max_rows == 1 else parsed.transactions
+    features = np.array([_features_of(t) for t in transactions], dtype=np.float64)
+    return [t.transaction_id for t in transactions], features.reshape(-1, len(FEATURE_COLUMNS))
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -274,9 +298,7 @@ def scoring_router(api_key: str | None) -> APIRouter:
     async def score(
         request: Request, scoring: ScoringDep, explain: Explain = False, top_k: TopK = DEFAULT_TOP_K
     ) -> Response:
-        transaction = parse_body(await read_json_body(request), Transaction)
-        features = _feature_matrix([transaction])
-        ids = [transaction.transaction_id]
+        ids, features = read_transactions(await read_json_body(request), Transaction, 1)
         if explain:
             scored = await anyio.to_thread.run_sync(
                 score_rows, scoring.model(), features, True, top_k, limiter=scoring.limiter
@@ -308,10 +330,7 @@ def scoring_router(api_key: str | None) -> APIRouter:
         model = scoring.model()
 
         def work() -> tuple[list[str], Scored]:
-            batch = parse_body(body, scoring.batch_model)
-            transactions = batch.transactions
-            features = _feature_matrix(transactions)
-            ids = [t.transaction_id for t in transactions]
+            ids, features = read_transactions(body, scoring.batch_model, scoring.max_batch)
             return ids, score_rows(model, features, explain, top_k)
 
         ids, scored = await anyio.to_thread.run_sync(work, limiter=scoring.limiter)
@@ -424,11 +443,16 @@ def create_app(
             metrics.batch_size.observe(len(probabilities))
 
         batcher = PredictionBatcher(source, limiter, on_batch=on_batch)
-        app.state.scoring = Scoring(source, limiter, batcher, metrics, batch_model)
+        app.state.scoring = Scoring(
+            source, limiter, batcher, metrics, batch_model, settings.api_max_batch
+        )
         # The first load can take a while (or fail while the registry is down): /health answers
         # at once and /ready says 503 until a model is in.
         starter = threading.Thread(target=source.start, name="model-holder-start", daemon=True)
         starter.start()
+        # What is imported by now lives as long as the process: move it out of the collector's
+        # sight, so the objects every request allocates do not make it rescan mlflow's graph.
+        gc.freeze()
         try:
             yield
         finally:

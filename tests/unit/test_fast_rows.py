@@ -1,0 +1,102 @@
+"""The fast check must never accept what the pydantic model refuses, and must take what it
+accepts (or the API would lose its speed), on the same JSON bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from fraud.api_models import Transaction, batch_request_model
+from fraud.fast_rows import valid_rows
+from fraud.schema import FEATURE_COLUMNS
+
+NUMBERS = st.one_of(
+    st.floats(min_value=0, max_value=1e6), st.integers(min_value=0, max_value=10**9)
+)
+ODD = st.one_of(
+    st.floats(),  # negative, beyond float32, NaN, infinities
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=4),
+    st.just(3.5e38),
+    st.just(-1.0),
+    st.lists(st.floats(), max_size=1),
+)
+ISO_TIMES = st.datetimes().map(dt.datetime.isoformat)
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> dict[str, Any]:
+    row: dict[str, Any] = {"transaction_id": draw(st.text(max_size=130))}
+    if draw(st.booleans()):
+        row["transaction_id"] = draw(st.text(min_size=1, max_size=128))
+    for column in FEATURE_COLUMNS:
+        row[column] = draw(NUMBERS)
+    if draw(st.booleans()):  # half the rows get one odd feature value
+        row[draw(st.sampled_from(FEATURE_COLUMNS))] = draw(ODD)
+    if draw(st.booleans()):
+        row["Time"] = draw(st.one_of(NUMBERS, ODD))
+    if draw(st.booleans()):
+        row["event_time"] = draw(st.one_of(ISO_TIMES, st.text(max_size=30), st.none(), NUMBERS))
+    if draw(st.integers(0, 9)) == 0:
+        row[draw(st.text(max_size=8))] = 1.0  # maybe unknown, maybe a known name again
+    if draw(st.integers(0, 9)) == 0:
+        del row[draw(st.sampled_from(sorted(row)))]
+    return row
+
+
+def pydantic_verdict(body: bytes, model: Any) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(row=rows())
+def test_one_row_gets_the_models_verdict(row: dict[str, Any]) -> None:
+    body = json.dumps(row, allow_nan=True).encode()
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:  # NaN, Infinity, integers beyond 64 bits: the slow path
+        return
+    fast = valid_rows([decoded], 1)
+    accepted = pydantic_verdict(body, Transaction)
+    event("accepted" if accepted is not None else "refused")
+    assert (fast is not None) == (accepted is not None), (fast, accepted)
+    if fast is not None:
+        ids, features = fast
+        assert ids == [accepted.transaction_id]
+        expected = np.array([[getattr(accepted, c) for c in FEATURE_COLUMNS]], dtype=np.float64)
+        np.testing.assert_array_equal(features, expected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(rows(), min_size=0, max_size=4), extra_key=st.booleans())
+def test_a_batch_gets_the_models_verdict(batch: list[dict[str, Any]], extra_key: bool) -> None:
+    model = batch_request_model(3)
+    payload: dict[str, Any] = {"transactions": batch}
+    if extra_key:
+        payload["more"] = 1
+    body = json.dumps(payload, allow_nan=True).encode()
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    rows_ = decoded["transactions"] if decoded.keys() == {"transactions"} else None
+    fast = valid_rows(rows_, 3)
+    assert (fast is not None) == (pydantic_verdict(body, model) is not None)
+
+
+@pytest.mark.parametrize("rows_", [None, {}, [], "x", [[]], [1.0]])
+def test_not_a_list_of_objects_is_left_to_the_model(rows_: Any) -> None:
+    assert valid_rows(rows_, 10) is None

@@ -10,12 +10,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
-# Java 17 runs the Kafka broker; Maven fetches its jars once (see kafka-jars).
-DEBIAN_PACKAGES := git openjdk-17-jre-headless maven
+# Java 17 runs the Kafka broker; Maven fetches its jars once (see kafka-jars); wrk loads the API
+# in `make bench-api`.
+DEBIAN_PACKAGES := git openjdk-17-jre-headless maven wrk
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install system-deps test test-unit test-integration demo lint format lock \
-        bench bench-train bench-stream mlflow-ui kafka-jars kafka-start kafka-stop clean
+        bench bench-train bench-stream bench-api mlflow-ui kafka-jars kafka-start kafka-stop clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -71,13 +72,16 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --group dev --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
 
-bench: bench-train bench-stream ## every benchmark; results in reports/bench/*.json
+bench: bench-train bench-stream bench-api ## every benchmark; results in reports/bench/*.json
 
 bench-train: install ## time the full pipeline (fetch excluded) on the real dataset
 	$(BIN)/python -m benchmarks.bench_train
 
 bench-stream: install kafka-jars ## scorer drain rate, latency and the old consumer, own broker
 	$(BIN)/python -m benchmarks.bench_stream
+
+bench-api: install system-deps ## REST API: single-row and batch throughput and latency (wrk)
+	$(BIN)/python -m benchmarks.bench_api
 
 mlflow-ui: install ## MLflow UI on http://127.0.0.1:5000 over the project's store
 	$(BIN)/fraud mlflow

@@ -230,8 +230,15 @@ def _java(environ: Mapping[str, str]) -> str:
 
 
 def _cluster_id() -> str:
-    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding (as Kafka's Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding (as Kafka's Uuid).
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-' (1 in 64 would): kafka-storage's
+    argument parser takes `--cluster-id -x...` for a missing value followed by an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _read_pid(broker: BrokerSettings) -> int | None:

@@ -148,3 +148,15 @@ def test_stop_and_status_without_a_broker(tmp_path: Path) -> None:
     state = kb.status(KafkaSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}"), broker)
     assert not state.running and not state.answering and state.pid is None
     assert state.topics == {}
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    # 0xf8 first: URL-safe base64 starts with '-' (62), which kafka-storage reads as an option
+    dashed, plain = uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x00" * 16)
+    draws = iter([dashed, dashed, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    cluster_id = kb._cluster_id()
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAA"
+    assert len(cluster_id) == 22

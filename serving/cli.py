@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import logging.config
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -262,6 +263,9 @@ def api(
         "access_log": access_log,
         "log_config": _log_config(),
     }
+    # uvicorn shuts down cleanly on SIGTERM, then re-raises it to the handler it found: make
+    # that one exit 0, as the scorer does, rather than die of the signal (status 143).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     if settings.api_workers == 1:
         uvicorn.run(create_app(settings, holder_settings=holder_settings), **serve_options)
         return

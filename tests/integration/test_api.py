@@ -321,6 +321,7 @@ def test_the_api_key_guards_the_v1_routes(
         assert anonymous.get("/v1/model").status_code == 401
         assert allowed.post("/v1/score", json=row).status_code == 200
         assert anonymous.get("/metrics").status_code == 200
+    assert server.stop() == 0, "SIGTERM should end fraud api cleanly"
 
 
 def test_an_unreachable_registry_means_not_ready_until_it_answers(

@@ -50,8 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +66,7 @@ from rich.table import Table
 from benchmarks.bench_stream import (
     BenchError,
     ModelChoice,
+    ServiceProcess,
     choose_model,
     cpu_seconds,
     fraud_command,
@@ -212,7 +211,7 @@ def git_commit() -> str:
 
 
 @dataclass
-class ApiServer:
+class ApiServer(ServiceProcess):
     """One `fraud api --workers N` process group on a free port, with its log."""
 
     children: Children
@@ -233,41 +232,11 @@ class ApiServer:
         self.started_at = time.perf_counter()
         return self
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def url(self, path: str) -> str:
         return f"http://{HOST}:{self.port}{path}"
 
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as response:
-                return int(response.status), response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except (urllib.error.URLError, OSError):
-            return 0, ""
-
     def check_alive(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise BenchError(
-                f"the API server ({self.workers} worker(s)) exited with code "
-                f"{self.process.returncode}; the end of its log:\n{self.log_tail()}"
-            )
-
-    def metrics(self) -> dict[str, float]:
-        status, text = self.get("/metrics")
-        samples: dict[str, float] = {}
-        if status == 200:
-            for line in text.splitlines():
-                if line and not line.startswith("#"):
-                    name, _, value = line.rpartition(" ")
-                    with contextlib.suppress(ValueError):
-                        samples[name] = float(value)
-        return samples
+        self.raise_if_exited(f"the API server ({self.workers} worker(s))")
 
     def wait_ready(self) -> float:
         """Block until every worker has loaded the model; seconds since the process started.
@@ -300,10 +269,6 @@ class ApiServer:
             with contextlib.suppress(OSError):
                 rss.append(round(peak_rss_mb(pid), 1))
         return rss
-
-    def log_tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
     def stop(self) -> int | None:
         return self.children.stop(self.process) if self.process is not None else None

@@ -431,8 +431,56 @@ def fraud_command() -> str:
     raise BenchError(f"{local} not found: install the project (`make install`)")
 
 
+class ServiceProcess:
+    """What the benchmarks ask of a `fraud` service they started: its HTTP endpoints, whether it
+    is still alive, its metrics and the end of its log. Subclasses hold the attributes."""
+
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        try:
+            url = f"http://127.0.0.1:{self.port}{path}"
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except (urllib.error.URLError, OSError):
+            return 0, ""
+
+    def raise_if_exited(self, what: str) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise BenchError(
+                f"{what} exited with code {self.process.returncode}; "
+                f"the end of its log:\n{self.log_tail()}"
+            )
+
+    def metrics(self) -> dict[str, float]:
+        """The samples of /metrics (name{labels} -> value); empty if it did not answer."""
+        status, text = self.get("/metrics")
+        samples: dict[str, float] = {}
+        if status == 200:
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    with contextlib.suppress(ValueError):
+                        samples[name] = float(value)
+        return samples
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
 @dataclass
-class ScorerProcess:
+class ScorerProcess(ServiceProcess):
     """One `fraud score` process in its own session, with its metrics port and log."""
 
     env: dict[str, str]
@@ -454,28 +502,8 @@ class ScorerProcess:
         self.started_at = time.perf_counter()
         return self
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
-        try:
-            url = f"http://127.0.0.1:{self.port}{path}"
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return int(response.status), response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except (urllib.error.URLError, OSError):
-            return 0, ""
-
     def check_alive(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise BenchError(
-                f"scorer {self.instance} exited with code {self.process.returncode}; "
-                f"the end of its log:\n{self.log_tail()}"
-            )
+        self.raise_if_exited(f"scorer {self.instance}")
 
     def poll_ready(self) -> bool:
         if self.ready_at is None:
@@ -484,24 +512,8 @@ class ScorerProcess:
                 self.ready_at = time.perf_counter()
         return self.ready_at is not None
 
-    def metrics(self) -> dict[str, float]:
-        """The samples of /metrics (name{labels} -> value); empty if it did not answer."""
-        status, text = self.get("/metrics")
-        samples: dict[str, float] = {}
-        if status == 200:
-            for line in text.splitlines():
-                if line and not line.startswith("#"):
-                    name, _, value = line.rpartition(" ")
-                    with contextlib.suppress(ValueError):
-                        samples[name] = float(value)
-        return samples
-
     def consumed(self) -> float:
         return self.metrics().get("fraud_transactions_consumed_total", 0.0)
-
-    def log_tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
     def terminate(self) -> None:
         """SIGTERM the process group (the scorer finishes its batch, then exits)."""

@@ -143,6 +143,11 @@ def _settings_error(exc: ValidationError) -> typer.Exit:
     return _fail(f"invalid setting ({problems}); fix the variable or option named.")
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options given on the command line; the rest come from the environment or defaults."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _kafka_settings() -> KafkaSettings:
     try:
         return KafkaSettings()
@@ -203,19 +208,16 @@ def score(
     from serving.model_holder import HolderSettings
     from serving.stream import ScorerSettings, serve
 
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "scorer_exactly_once": exactly_once or None,
-            "scorer_group_id": group,
-            "scorer_instance": instance,
-            "scorer_metrics_port": metrics_port,
-            "scorer_max_batch": max_batch,
-        }.items()
-        if value is not None
-    }
     try:
-        settings = ScorerSettings(**overrides)
+        settings = ScorerSettings(
+            **_given(
+                scorer_exactly_once=exactly_once or None,
+                scorer_group_id=group,
+                scorer_instance=instance,
+                scorer_metrics_port=metrics_port,
+                scorer_max_batch=max_batch,
+            )
+        )
         holder_settings = HolderSettings()
     except ValidationError as exc:
         raise _settings_error(exc) from None
@@ -244,13 +246,8 @@ def api(
     from serving.model_holder import HolderSettings
     from serving.settings import ApiSettings
 
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {"api_host": host, "api_port": port, "api_workers": workers}.items()
-        if value is not None
-    }
     try:
-        settings = ApiSettings(**overrides)
+        settings = ApiSettings(**_given(api_host=host, api_port=port, api_workers=workers))
         holder_settings = HolderSettings()
     except ValidationError as exc:
         raise _settings_error(exc) from None

@@ -246,8 +246,9 @@ def create_topics(bootstrap: str, label: str, transactions: str | None = None) -
 @contextlib.contextmanager
 def kafka_broker(workdir: Path) -> Iterator[tuple[str, int]]:
     """A broker of our own on free ports with its data in `workdir`; (bootstrap, pid)."""
-    from serving.kafka_broker import BrokerSettings, start, stop
     from serving.settings import KafkaSettings
+
+    from serving.kafka_broker import BrokerSettings, start, stop
 
     kafka = KafkaSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
     broker = BrokerSettings(kafka_data_dir=workdir / "kafka", kafka_controller_port=free_port())
@@ -392,7 +393,6 @@ def choose_model() -> ModelChoice:
     """FRAUD_MODEL_ALIAS if set; else Production if the registry has it; else challenger."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
     from pipelines.tracking import configure_mlflow
     from serving.registry import RegistrySettings
 

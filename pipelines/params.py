@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PARAMS_FILE = Path("params.yaml")
+from infra.paths import PARAMS_FILE
+from pipelines.stage import StageError
 
 
 class _Section(BaseModel):
@@ -58,7 +59,6 @@ class EvaluateParams(_Section):
 
 
 class RegisterParams(_Section):
-    model_name: str = Field(min_length=1)
     min_auprc: float = Field(ge=0, le=1)
     min_roc_auc: float = Field(ge=0, le=1)
     min_recall_at_p90: float = Field(ge=0, le=1)
@@ -79,7 +79,7 @@ class Params(_Section):
     mlflow: MlflowParams
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError):
     """params.yaml is missing or holds an invalid setting."""
 
 

@@ -9,15 +9,17 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from fraud.schema import LABEL_COLUMN, RAW_COLUMNS, TIME_COLUMN, validate_raw_frame
+from fraud.schema import (
+    LABEL_COLUMN,
+    RAW_COLUMNS,
+    TIME_COLUMN,
+    DataValidationError,
+    validate_raw_frame,
+)
 from fraud.split import Splits, chronological_split
-from pipelines.fetch import DATASET_FILE
+from infra.paths import DATASET_FILE, MANIFEST_FILE, PROCESSED_DIR, REFERENCE_FILE
 from pipelines.params import PrepareParams, load_params
 from pipelines.stage import StageError, run_stage
-
-PROCESSED_DIR = Path("data/processed")
-REFERENCE_FILE = Path("data/reference/reference.parquet")
-MANIFEST_FILE = PROCESSED_DIR / "manifest.json"
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -37,7 +39,10 @@ def read_raw(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, engine="pyarrow")
     except Exception as exc:  # pyarrow raises several unrelated types for unreadable CSV
         raise StageError(f"{path} is not a readable CSV file: {exc}") from exc
-    validate_raw_frame(frame, source=str(path))
+    try:
+        validate_raw_frame(frame, source=str(path))
+    except DataValidationError as exc:
+        raise StageError(str(exc)) from exc
     return frame.astype({c: "float64" for c in RAW_COLUMNS if c != LABEL_COLUMN}).astype(
         {LABEL_COLUMN: "int8"}
     )

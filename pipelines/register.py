@@ -9,19 +9,16 @@ reports/registered.json is not DVC-cached, so DVC's run cache cannot skip the re
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from pipelines.evaluate import METRICS_FILE
+from infra.paths import METRICS_FILE, REGISTERED_FILE, TRAIN_RUN_FILE
+from infra.registry import METRIC_TAGS
+from infra.settings import CHALLENGER_ALIAS, PRODUCTION_ALIAS, ModelSettings
+from infra.tracking import configure_mlflow
 from pipelines.params import RegisterParams, load_params
-from pipelines.stage import run_stage
-from pipelines.tracking import TRAIN_RUN_FILE, configure_mlflow, read_json, write_json
-
-REGISTERED_FILE = Path("reports/registered.json")
-CHALLENGER_ALIAS = "challenger"
-PRODUCTION_ALIAS = "Production"
+from pipelines.stage import read_json, run_stage, write_json
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -40,10 +37,6 @@ def failed_gates(metrics: dict[str, float], params: RegisterParams) -> list[str]
     ]
 
 
-# Test-split metrics stored as version tags, so `fraud models` and the API show them.
-METRIC_TAGS = ("auprc", "roc_auc", "recall_at_p90")
-
-
 def version_tags(run: dict[str, Any], metrics: dict[str, float]) -> dict[str, str]:
     return {
         "threshold": repr(float(metrics["threshold"])),
@@ -53,7 +46,7 @@ def version_tags(run: dict[str, Any], metrics: dict[str, float]) -> dict[str, st
     }
 
 
-def register(params: RegisterParams) -> dict[str, Any]:
+def register(params: RegisterParams, model_name: str) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
@@ -62,7 +55,7 @@ def register(params: RegisterParams) -> dict[str, Any]:
     failures = failed_gates(metrics, params)
     configure_mlflow()
     tags = version_tags(run, metrics) | {"quality_gates": "failed" if failures else "passed"}
-    version = mlflow.register_model(run["model_uri"], params.model_name, tags=tags)
+    version = mlflow.register_model(run["model_uri"], model_name, tags=tags)
     client = MlflowClient()
     aliases: list[str] = []
     if not failures:
@@ -70,9 +63,9 @@ def register(params: RegisterParams) -> dict[str, Any]:
         if params.promote:
             aliases.append(PRODUCTION_ALIAS)
     for alias in aliases:
-        client.set_registered_model_alias(params.model_name, alias, version.version)
+        client.set_registered_model_alias(model_name, alias, version.version)
     record = {
-        "name": params.model_name,
+        "name": model_name,
         "version": int(version.version),
         "run_id": run["run_id"],
         "model_uri": run["model_uri"],
@@ -84,7 +77,7 @@ def register(params: RegisterParams) -> dict[str, Any]:
 
 
 def main() -> None:
-    record = register(load_params().registration)
+    record = register(load_params().registration, ModelSettings().model_name)
     where = f"{record['name']} version {record['version']}"
     if record["quality_gates_failed"]:
         console.print(

@@ -8,7 +8,6 @@ this stage without creating its MLflow run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,22 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraud.schema import FEATURE_COLUMNS, LABEL_COLUMN, feature_matrix
+from infra.paths import MANIFEST_FILE, MODEL_FILE, TRAIN_RUN_FILE
+from infra.tracking import configure_mlflow
 from pipelines.params import Params, TrainParams, load_params
-from pipelines.prepare import MANIFEST_FILE, PROCESSED_DIR
-from pipelines.stage import StageError, run_stage
-from pipelines.tracking import TRAIN_RUN_FILE, configure_mlflow, git_commit, read_json, write_json
+from pipelines.stage import git_commit, load_split, read_json, run_stage, write_json
 
-MODEL_FILE = Path("data/model/model.ubj")
 MODEL_ARTIFACT = "model"
 
 console = Console(stderr=True, soft_wrap=True)
-
-
-def load_split(name: str) -> pd.DataFrame:
-    path = PROCESSED_DIR / f"{name}.parquet"
-    if not path.is_file():
-        raise StageError(f"{path} does not exist; run the prepare stage first.")
-    return pd.read_parquet(path)
 
 
 def dmatrix(frame: pd.DataFrame) -> xgb.DMatrix:

@@ -51,17 +51,12 @@ from fraud.api_models import (
 from fraud.fast_rows import valid_rows
 from fraud.reasons import top_reasons
 from fraud.schema import FEATURE_COLUMNS
-from monitoring.metrics import ApiMetrics
-from pipelines.register import METRIC_TAGS
+from infra.registry import METRIC_TAGS
+from infra.settings import ApiSettings, ModelSettings
 from serving.batcher import CurrentModel, NoModelError, PredictionBatcher
 from serving.http import RequestMetrics
-from serving.model_holder import (
-    HolderSettings,
-    LoadedModel,
-    ModelHolder,
-    fail_fast_registry_calls,
-)
-from serving.settings import ApiSettings
+from serving.instruments import ApiMetrics
+from serving.model_holder import LoadedModel, ModelHolder
 
 log = logging.getLogger("fraud.api")
 
@@ -422,7 +417,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(
     settings: ApiSettings | None = None,
     holder: ModelSource | None = None,
-    holder_settings: HolderSettings | None = None,
+    holder_settings: ModelSettings | None = None,
 ) -> FastAPI:
     """The API; `holder` defaults to a ModelHolder following FRAUD_MODEL_NAME@FRAUD_MODEL_ALIAS."""
     settings = settings or ApiSettings()
@@ -430,8 +425,7 @@ def create_app(
     metrics = ApiMetrics()
     batch_model = batch_request_model(settings.api_max_batch)
     if holder is None:
-        fail_fast_registry_calls()
-        holder = ModelHolder(holder_settings or HolderSettings(), metrics)
+        holder = ModelHolder(holder_settings or ModelSettings(), metrics)
     source = holder
 
     @asynccontextmanager

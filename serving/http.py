@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitoring.metrics import ApiMetrics
+from serving.instruments import ApiMetrics
 
 
 class RequestMetrics:

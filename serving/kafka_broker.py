@@ -25,10 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from serving.settings import KafkaSettings
+from infra.settings import BrokerSettings, KafkaSettings
 
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient
@@ -61,34 +58,6 @@ logger.config.level = WARN
 
 class BrokerError(RuntimeError):
     """The broker cannot be set up, started or stopped; the message says what to fix."""
-
-
-class BrokerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
-
-    kafka_data_dir: Path = Path(".run/kafka")
-    kafka_controller_port: int = Field(9093, ge=1, le=65535)
-    kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[kKmMgG]?$")
-
-    @property
-    def data_dir(self) -> Path:
-        return self.kafka_data_dir.resolve()
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "kafka.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "server.log"
-
-    @property
-    def properties_file(self) -> Path:
-        return self.data_dir / "server.properties"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
 
 
 @dataclass(frozen=True)

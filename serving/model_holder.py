@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -24,25 +23,11 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 import yaml
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from fraud.schema import FEATURE_COLUMNS
-from serving.registry import RegistrySettings
+from infra.settings import ModelSettings
 
 log = logging.getLogger(__name__)
-
-
-class HolderSettings(RegistrySettings):
-    """FRAUD_MODEL_NAME, FRAUD_MODEL_ALIAS, FRAUD_MODEL_POLL_SECONDS, FRAUD_MODEL_THREADS."""
-
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
-
-    model_poll_seconds: float = Field(10.0, gt=0)
-    # Threads per predict call. On a 2-core machine shared with the broker, two threads took
-    # 7-12 ms for batches of 1-10 rows (waking the second thread) against 0.6 ms for one, and
-    # gained nothing on 2,000 rows.
-    model_threads: int = Field(1, ge=1)
 
 
 class ModelLoadError(RuntimeError):
@@ -162,26 +147,18 @@ def validate_model(model: LoadedModel, reference_rows: list[list[float]]) -> Non
 
 
 class ReloadRecorder(Protocol):
-    """Where reload results go (monitoring.metrics.ModelMetrics)."""
+    """Where reload results go (serving.instruments.ModelMetrics)."""
 
     def record_reload(self, result: str, model: tuple[str, str, str] | None) -> None: ...
-
-
-def fail_fast_registry_calls() -> None:
-    """MLflow client defaults for a serving process, unless the environment sets them: a
-    registry that does not answer must not stall start-up or a reload for minutes of retries."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class ModelHolder:
     """The current model under `settings.model_alias`, reloaded when the alias moves."""
 
     def __init__(
-        self, settings: HolderSettings | None = None, metrics: ReloadRecorder | None = None
+        self, settings: ModelSettings | None = None, metrics: ReloadRecorder | None = None
     ) -> None:
-        self.settings = settings or HolderSettings()
+        self.settings = settings or ModelSettings()
         self._current: LoadedModel | None = None
         self._metrics = metrics
         self._refresh_lock = threading.Lock()
@@ -221,7 +198,7 @@ class ModelHolder:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from pipelines.tracking import configure_mlflow
+        from infra.tracking import configure_mlflow
 
         name, alias = self.settings.model_name, self.settings.model_alias
         keeping = f"; keeping version {self._current.version}" if self._current else "; not ready"

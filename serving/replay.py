@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 
 from fraud.schema import TRANSACTION_COLUMNS
 from fraud.transaction import Reason
-from serving.settings import KafkaSettings
+from infra.settings import KafkaSettings
 
 DEFAULT_SOURCE = Path("data/processed/test.parquet")
 

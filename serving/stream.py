@@ -7,7 +7,7 @@ failed, nothing is committed: the consumer seeks back to the batch's first offse
 is processed again (at-least-once; `--exactly-once` wraps outputs and offsets in one Kafka
 transaction instead, so downstream read_committed consumers see each result once).
 
-Run it with `fraud score` or `python -m serving.stream`.
+Run it with `fraud score`.
 """
 
 from __future__ import annotations
@@ -28,34 +28,14 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import MemberState, OffsetAndMetadata
 from prometheus_client import disable_created_metrics
-from pydantic import Field
 
 from fraud.transaction import validate_messages
-from monitoring.metrics import MetricsServer, ScorerMetrics
+from infra.settings import ModelSettings, ScorerSettings
+from serving.instruments import MetricsServer, ScorerMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
-from serving.model_holder import HolderSettings, LoadedModel, ModelHolder, fail_fast_registry_calls
-from serving.settings import KafkaSettings
+from serving.model_holder import LoadedModel, ModelHolder
 
 log = logging.getLogger("fraud.scorer")
-
-
-class ScorerSettings(KafkaSettings):
-    """FRAUD_SCORER_* settings, plus the broker and topics of KafkaSettings."""
-
-    scorer_group_id: str = "fraud-scorer"
-    scorer_max_batch: int = Field(2000, ge=1)
-    scorer_poll_timeout_ms: int = Field(100, ge=1)
-    # How soon the group notices a scorer that died without leaving (kill -9, lost host) and
-    # hands its partitions to the others. The broker accepts 6,000 at the least.
-    scorer_session_timeout_ms: int = Field(10_000, ge=1)
-    # How long to keep retrying a batch the broker will not acknowledge before exiting non-zero.
-    scorer_send_retry_seconds: float = Field(120.0, gt=0)
-    scorer_metrics_host: str = "127.0.0.1"
-    scorer_metrics_port: int = Field(8001, ge=0, le=65535)  # 0: any free port
-    scorer_exactly_once: bool = False
-    # Distinct per scorer process in exactly-once mode; a restarted process reuses its id, which
-    # fences its predecessor and aborts the transaction it left open.
-    scorer_instance: str = "0"
 
 
 class SendFailedError(RuntimeError):
@@ -460,9 +440,8 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def serve(settings: ScorerSettings, holder_settings: HolderSettings) -> int:
+def serve(settings: ScorerSettings, holder_settings: ModelSettings) -> int:
     """Run the scorer with its model holder and metrics endpoint until SIGTERM/SIGINT."""
-    fail_fast_registry_calls()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: noise
     metrics = ScorerMetrics()
     holder = ModelHolder(holder_settings, metrics)
@@ -487,11 +466,3 @@ def serve(settings: ScorerSettings, holder_settings: HolderSettings) -> int:
     finally:
         holder.stop()
         server.stop()
-
-
-if __name__ == "__main__":
-    import sys
-
-    from serving.cli import app
-
-    sys.exit(app(["score", *sys.argv[1:]]))

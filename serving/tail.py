@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from serving.settings import KafkaSettings
+from infra.settings import KafkaSettings
 
 
 def follow(

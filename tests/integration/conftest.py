@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from serving.kafka_broker import BrokerSettings, StartResult
+from infra.settings import BrokerSettings, KafkaSettings
+from serving.kafka_broker import StartResult
 from serving.kafka_broker import start as start_broker
 from serving.kafka_broker import stop as stop_broker
-from serving.settings import KafkaSettings
 from tests.ports import free_port
 
 if TYPE_CHECKING:

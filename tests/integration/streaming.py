@@ -21,8 +21,8 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from fraud.schema import FEATURE_COLUMNS, TRANSACTION_COLUMNS
+from infra.settings import KafkaSettings
 from serving.replay import SentRecord
-from serving.settings import KafkaSettings
 from tests.ports import free_port
 
 FEATURE_POSITIONS = [TRANSACTION_COLUMNS.index(c) for c in FEATURE_COLUMNS]

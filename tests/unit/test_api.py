@@ -22,9 +22,9 @@ import xgboost as xgb
 from fastapi.testclient import TestClient
 
 from fraud.schema import FEATURE_COLUMNS
+from infra.settings import ApiSettings
 from serving.api import create_app, public_errors
 from serving.model_holder import LoadedModel
-from serving.settings import ApiSettings
 from tests.unit.test_model_holder import train_booster
 
 SECRET = "4111111111111111"  # a card number: must never come back in a response

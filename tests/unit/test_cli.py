@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from serving.cli import app
+from cli.app import app
 
 COMMANDS = ["models", "promote", "mlflow", "score", "api", "replay", "tail", "kafka"]
 

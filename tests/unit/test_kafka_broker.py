@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import serving.kafka_broker as kb
-from serving.cli import app
-from serving.settings import KafkaSettings
+from cli.app import app
+from infra.settings import BrokerSettings, KafkaSettings
 from tests.ports import free_port
 
 
@@ -21,7 +21,7 @@ def properties(text: str) -> dict[str, str]:
 
 def test_server_properties_follow_the_settings(tmp_path: Path) -> None:
     kafka = KafkaSettings(kafka_bootstrap="127.0.0.1:29092", topic_partitions=4)
-    broker = kb.BrokerSettings(kafka_data_dir=tmp_path / "k", kafka_controller_port=29093)
+    broker = BrokerSettings(kafka_data_dir=tmp_path / "k", kafka_controller_port=29093)
     props = properties(kb.render_server_properties(kafka, broker))
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
@@ -47,7 +47,7 @@ def test_broker_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("FRAUD_KAFKA_DATA_DIR", "/srv/kafka")
     monkeypatch.setenv("FRAUD_KAFKA_CONTROLLER_PORT", "19093")
     monkeypatch.setenv("FRAUD_KAFKA_HEAP", "1g")
-    settings = kb.BrokerSettings()
+    settings = BrokerSettings()
     assert settings.pid_file == Path("/srv/kafka/kafka.pid")
     assert settings.kafka_controller_port == 19093
     assert settings.kafka_heap == "1g"
@@ -56,7 +56,7 @@ def test_broker_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("heap", ["lots", "512 m", "-1g", ""])
 def test_a_bad_heap_is_refused(heap: str) -> None:
     with pytest.raises(ValidationError, match="kafka_heap"):
-        kb.BrokerSettings(kafka_heap=heap)
+        BrokerSettings(kafka_heap=heap)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_a_bad_heap_is_refused(heap: str) -> None:
 def test_a_bootstrap_a_local_broker_cannot_listen_on(bootstrap: str, message: str) -> None:
     kafka = KafkaSettings(kafka_bootstrap=bootstrap)
     with pytest.raises(kb.BrokerError, match=message):
-        kb.listen_address(kafka, kb.BrokerSettings(kafka_controller_port=9093))
+        kb.listen_address(kafka, BrokerSettings(kafka_controller_port=9093))
 
 
 def test_a_malformed_bootstrap_is_one_sentence_from_the_cli() -> None:
@@ -129,7 +129,7 @@ def test_resolved_jars_are_not_resolved_again(
 def test_class_data_archive_is_kept_only_after_a_clean_exit(
     tmp_path: Path, clean: bool, kept: bool
 ) -> None:
-    broker = kb.BrokerSettings(kafka_data_dir=tmp_path)
+    broker = BrokerSettings(kafka_data_dir=tmp_path)
     dump, archive = tmp_path / "a.tmp", tmp_path / "a.jsa"
     dump.write_bytes(b"archive")
     (tmp_path / "cds.pending").write_text(f"{dump}\n{archive}\n")
@@ -140,7 +140,7 @@ def test_class_data_archive_is_kept_only_after_a_clean_exit(
 
 
 def test_stop_and_status_without_a_broker(tmp_path: Path) -> None:
-    broker = kb.BrokerSettings(kafka_data_dir=tmp_path, kafka_controller_port=free_port())
+    broker = BrokerSettings(kafka_data_dir=tmp_path, kafka_controller_port=free_port())
     assert kb.stop(broker) is None
     (tmp_path / "kafka.pid").write_text("999999999\n")  # stale: no such process
     assert kb.stop(broker) is None

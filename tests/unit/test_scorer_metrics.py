@@ -1,4 +1,4 @@
-"""monitoring.metrics: the batch histogram, the scorer's metric names and the metrics endpoint."""
+"""serving.instruments: the batch histogram, the scorer's metric names and the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.metrics import (
+from serving.instruments import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
     PROBABILITY_BUCKETS,

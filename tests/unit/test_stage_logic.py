@@ -36,9 +36,7 @@ def test_broken_kaggle_json_is_reported_not_ignored(tmp_path: Path) -> None:
         kaggle_credentials({"KAGGLE_CONFIG_DIR": str(tmp_path)})
 
 
-GATES = RegisterParams(
-    model_name="m", min_auprc=0.8, min_roc_auc=0.95, min_recall_at_p90=0.7, promote=False
-)
+GATES = RegisterParams(min_auprc=0.8, min_roc_auc=0.95, min_recall_at_p90=0.7, promote=False)
 
 
 def test_all_gates_pass_at_their_minimum() -> None:

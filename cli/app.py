@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import logging.config
 import os
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +16,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.tracking import TrackingSettings
-from serving.kafka_cli import kafka_app
-from serving.registry import RegistryError, RegistrySettings, list_versions, set_alias
-from serving.settings import KafkaSettings
+from cli.kafka import kafka_app
+from infra.paths import TEST_SPLIT_FILE, project_root
+from infra.registry import RegistryError, list_versions, set_alias
+from infra.settings import (
+    MLFLOW_CLIENT_DEFAULTS,
+    PRODUCTION_ALIAS,
+    ApiSettings,
+    KafkaSettings,
+    ModelSettings,
+    ScorerSettings,
+    TrackingSettings,
+)
 
 app = typer.Typer(
     help="Real-time credit-card fraud detection: registry, serving and operations.",
@@ -56,7 +61,7 @@ def _short(value: str | None) -> str:
 @app.command()
 def models(model: ModelName = None) -> None:
     """List the registered model's versions with their aliases, key metrics and threshold."""
-    name = model or RegistrySettings().model_name
+    name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
     except RegistryError as exc:
@@ -94,11 +99,11 @@ def promote(
     version: Annotated[
         int, typer.Option("--version", "-v", help="Model version to point the alias at.", min=1)
     ],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")] = "Production",
+    alias: Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")] = PRODUCTION_ALIAS,
     model: ModelName = None,
 ) -> None:
     """Point an alias (default: Production) at a registered version, as the MLflow UI does."""
-    name = model or RegistrySettings().model_name
+    name = model or ModelSettings().model_name
     try:
         move = set_alias(name, version, alias)
     except RegistryError as exc:
@@ -205,8 +210,7 @@ def score(
     ] = None,
 ) -> None:
     """Score the transactions topic with the Production model until SIGTERM/SIGINT."""
-    from serving.model_holder import HolderSettings
-    from serving.stream import ScorerSettings, serve
+    from serving.stream import serve
 
     try:
         settings = ScorerSettings(
@@ -218,9 +222,10 @@ def score(
                 scorer_max_batch=max_batch,
             )
         )
-        holder_settings = HolderSettings()
+        holder_settings = ModelSettings()
     except ValidationError as exc:
         raise _settings_error(exc) from None
+    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
     raise typer.Exit(code=serve(settings, holder_settings))
 
@@ -243,14 +248,16 @@ def api(
     import uvicorn
 
     from serving.api import create_app
-    from serving.model_holder import HolderSettings
-    from serving.settings import ApiSettings
 
     try:
         settings = ApiSettings(**_given(api_host=host, api_port=port, api_workers=workers))
-        holder_settings = HolderSettings()
+        holder_settings = ModelSettings()
     except ValidationError as exc:
         raise _settings_error(exc) from None
+    environment = dict(MLFLOW_CLIENT_DEFAULTS)
+    if settings.api_workers > 1 and settings.metrics_multiproc_dir is None:
+        environment["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings.api_port))
+    _run_with_environment(environment)
     _log_to_stderr()
     serve_options: dict[str, Any] = {
         "host": settings.api_host,
@@ -267,29 +274,36 @@ def api(
         uvicorn.run(create_app(settings, holder_settings=holder_settings), **serve_options)
         return
     # Workers are fresh processes that build the app from the environment (serving.api:app);
-    # they share their metrics through files in one directory.
-    with _shared_metrics_dir() as metrics_dir:
-        err_console.print(f"{settings.api_workers} workers; metrics shared through {metrics_dir}")
-        uvicorn.run("serving.api:app", workers=settings.api_workers, **serve_options)
+    # they share their metrics through files in one directory, emptied of an earlier run's
+    # files first, as prometheus_client requires.
+    metrics_dir = settings.metrics_multiproc_dir
+    assert metrics_dir is not None  # set above, before the process was started again
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    err_console.print(f"{settings.api_workers} workers; metrics shared through {metrics_dir}")
+    uvicorn.run("serving.api:app", workers=settings.api_workers, **serve_options)
 
 
-@contextlib.contextmanager
-def _shared_metrics_dir() -> Iterator[str]:
-    """PROMETHEUS_MULTIPROC_DIR for the workers: the one set (emptied of old files, as
-    prometheus_client requires between runs), else a temporary one removed afterwards."""
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if given:
-        Path(given).mkdir(parents=True, exist_ok=True)
-        for stale in Path(given).glob("*.db"):
-            stale.unlink()
-        yield given
+def _metrics_dir(port: int) -> Path:
+    return project_root() / ".run" / "api-metrics" / str(port)
+
+
+def _run_with_environment(wanted: dict[str, str]) -> None:
+    """Make sure this process runs with `wanted` in its environment, without overriding what
+    the user set: if some are missing, start this same command again with them added.
+
+    MLflow and prometheus_client read their settings from the environment only, and the
+    workers of `fraud api` inherit it, so the variables must be there from the start; starting
+    again (same pid, via exec) sets them without this code writing to os.environ.
+    """
+    missing = {name: value for name, value in wanted.items() if name not in os.environ}
+    if not missing:
         return
-    with tempfile.TemporaryDirectory(prefix="fraud-api-metrics-") as temporary:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = temporary
-        try:
-            yield temporary
-        finally:
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    arguments = [sys.executable, "-m", "cli", *sys.argv[1:]]
+    os.execve(sys.executable, arguments, {**os.environ, **missing})
 
 
 @app.command()
@@ -297,7 +311,7 @@ def replay(
     source: Annotated[
         Path,
         typer.Argument(help="CSV or parquet with the dataset's columns (default: the test split)."),
-    ] = Path("data/processed/test.parquet"),
+    ] = TEST_SPLIT_FILE,
     rate: Annotated[
         float | None, typer.Option(help="Messages per second (default: as fast as possible).")
     ] = None,

@@ -5,19 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from pipelines.tracking import configure_mlflow
+from infra.tracking import configure_mlflow
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-class RegistrySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
-
-    model_name: str = "fraud-detector"
-    model_alias: str = "Production"
+# Test-split metrics the pipeline stores as version tags, so `fraud models` and the API show them.
+METRIC_TAGS = ("auprc", "roc_auc", "recall_at_p90")
 
 
 class RegistryError(RuntimeError):

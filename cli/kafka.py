@@ -1,4 +1,4 @@
-"""`fraud kafka start|stop|status`: the project's one-node Kafka broker (serving.kafka_broker)."""
+"""`fraud kafka start|stop|status|jars`: the one-node Kafka broker of serving.kafka_broker."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from infra.settings import BrokerSettings, KafkaSettings
 from serving.kafka_broker import (
     KAFKA_VERSION,
     BrokerError,
-    BrokerSettings,
     ensure_jars,
     start,
     status,
     stop,
 )
-from serving.settings import KafkaSettings
 
 kafka_app = typer.Typer(
     help="Run a local Apache Kafka broker (KRaft, one node) for the scorer and the tests.",

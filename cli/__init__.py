@@ -1,0 +1,1 @@
+"""The `fraud` command line: the one front of every user action (DESIGN.md §2)."""

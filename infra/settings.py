@@ -1,0 +1,179 @@
+"""Every setting of every process, with its default: one place to read them all.
+
+Each class reads the environment with the `FRAUD_` prefix (`FRAUD_KAFKA_BOOTSTRAP` sets
+`kafka_bootstrap`), ignores variables it does not know and is frozen. A bad value fails when the
+class is built, and the CLI names the variable. Three standard variables keep their own names:
+`MLFLOW_TRACKING_URI`, `PROMETHEUS_MULTIPROC_DIR`, and MLflow's client variables below.
+
+The pipeline's own knobs (split fractions, boosting parameters, quality gates) are in
+params.yaml, so that DVC reruns what depends on them; nothing is set in both places.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.paths import project_root
+
+DEFAULT_MODEL_NAME = "fraud-detector"
+# The registry's aliases: the pipeline points `challenger` at a version that passes the quality
+# gates; a person moves `Production` (the MLflow UI or `fraud promote`); serving follows it.
+PRODUCTION_ALIAS = "Production"
+CHALLENGER_ALIAS = "challenger"
+
+# MLflow client defaults for the serving processes, applied by the CLI when the environment does
+# not set them: a registry that does not answer must not stall start-up or a reload for minutes
+# of retries. MLflow reads these from the environment only.
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+class FraudSettings(BaseSettings):
+    """The base of every settings class: `FRAUD_` variables, unknown ones ignored, frozen."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", frozen=True)
+
+
+def default_tracking_uri() -> str:
+    """The embedded store, `mlflow.db` at the project root, wherever the command runs from."""
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+class TrackingSettings(FraudSettings):
+    """MLflow's own variable, MLFLOW_TRACKING_URI; default: the embedded sqlite store."""
+
+    tracking_uri: str = Field(
+        default_factory=default_tracking_uri, validation_alias="MLFLOW_TRACKING_URI"
+    )
+
+
+class FetchSettings(FraudSettings):
+    """FRAUD_DATA_SOURCE (a local creditcard.csv, overriding params.yaml's fetch.source),
+    FRAUD_KAGGLE_API_URL, FRAUD_KAGGLE_TIMEOUT_SECONDS."""
+
+    data_source: str = ""
+    kaggle_api_url: str = "https://www.kaggle.com/api/v1"
+    kaggle_timeout_seconds: float = 60.0
+
+
+class ModelSettings(FraudSettings):
+    """Which registered model serving follows, and how: FRAUD_MODEL_NAME, FRAUD_MODEL_ALIAS,
+    FRAUD_MODEL_POLL_SECONDS, FRAUD_MODEL_THREADS. The pipeline registers under the same name."""
+
+    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1)
+    model_alias: str = Field(PRODUCTION_ALIAS, min_length=1)
+    model_poll_seconds: float = Field(10.0, gt=0)
+    # Threads per predict call. On a 2-core machine shared with the broker, two threads took
+    # 7-12 ms for batches of 1-10 rows (waking the second thread) against 0.6 ms for one, and
+    # gained nothing on 2,000 rows.
+    model_threads: int = Field(1, ge=1)
+
+
+class KafkaSettings(FraudSettings):
+    """What every Kafka-facing process shares, so the scorer, replay, tail and the broker
+    helper agree without flags: FRAUD_KAFKA_BOOTSTRAP, FRAUD_TOPIC_*."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_transactions: str = "transactions"
+    topic_predictions: str = "predictions"
+    topic_dead_letters: str = "transactions.dlq"
+    topic_partitions: int = Field(3, ge=1)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.topic_transactions, self.topic_predictions, self.topic_dead_letters)
+
+
+class BrokerSettings(FraudSettings):
+    """The local broker of `fraud kafka start`: FRAUD_KAFKA_DATA_DIR (relative to the project
+    root), FRAUD_KAFKA_CONTROLLER_PORT, FRAUD_KAFKA_HEAP."""
+
+    kafka_data_dir: Path = Path(".run/kafka")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[kKmMgG]?$")
+
+    @property
+    def data_dir(self) -> Path:
+        return (project_root() / self.kafka_data_dir).resolve()
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+class ScorerSettings(KafkaSettings):
+    """FRAUD_SCORER_* settings of `fraud score`, plus the broker and topics of KafkaSettings."""
+
+    scorer_group_id: str = "fraud-scorer"
+    scorer_max_batch: int = Field(2000, ge=1)
+    scorer_poll_timeout_ms: int = Field(100, ge=1)
+    # How soon the group notices a scorer that died without leaving (kill -9, lost host) and
+    # hands its partitions to the others. The broker accepts 6,000 at the least.
+    scorer_session_timeout_ms: int = Field(10_000, ge=1)
+    # How long to keep retrying a batch the broker will not acknowledge before exiting non-zero.
+    scorer_send_retry_seconds: float = Field(120.0, gt=0)
+    scorer_metrics_host: str = "127.0.0.1"
+    scorer_metrics_port: int = Field(8001, ge=0, le=65535)  # 0: any free port
+    scorer_exactly_once: bool = False
+    # Distinct per scorer process in exactly-once mode; a restarted process reuses its id, which
+    # fences its predecessor and aborts the transaction it left open.
+    scorer_instance: str = "0"
+
+
+class ApiSettings(FraudSettings):
+    """FRAUD_API_HOST, FRAUD_API_PORT, FRAUD_API_WORKERS, FRAUD_API_MAX_BATCH,
+    FRAUD_API_MAX_BODY_BYTES, FRAUD_API_KEY, FRAUD_API_SCORING_THREADS, and
+    PROMETHEUS_MULTIPROC_DIR (where several workers share their metrics)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)  # 0: any free port
+    # Processes serving the port (`fraud api --workers`). Each holds its own copy of the model
+    # and the metrics are summed across them (prometheus_client multiprocess mode).
+    api_workers: int = Field(1, ge=1)
+    api_max_batch: int = Field(1000, ge=1)  # transactions per /v1/score/batch request
+    # A 1,000-row batch with full-precision numbers is about 0.8 MB.
+    api_max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    # When set, /v1 routes need it in the X-API-Key header. Empty means unset, so compose can
+    # pass `${FRAUD_API_KEY:-}` through.
+    api_key: SecretStr | None = None
+    # Threads running booster calls off the event loop; more than the cores only adds switching.
+    api_scoring_threads: int = Field(2, ge=1)
+    # prometheus_client's own variable; `fraud api --workers N` sets it for its workers when unset.
+    metrics_multiproc_dir: Path | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("metrics_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: object) -> object:
+        return value or None

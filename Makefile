@@ -59,10 +59,11 @@ demo: install ## fetch the real dataset, train, evaluate, register; show the res
 	$(BIN)/dvc metrics show
 	$(BIN)/fraud models
 
-lint: install ## ruff, ruff format --check, mypy
+lint: install ## ruff, ruff format --check, mypy, import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -302,8 +302,7 @@ def _run_with_environment(wanted: dict[str, str]) -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    arguments = [sys.executable, "-m", "cli", *sys.argv[1:]]
-    os.execve(sys.executable, arguments, {**os.environ, **missing})
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **missing})
 
 
 @app.command()

@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PROJECT_FILES = (
     "fraud",
+    "infra",
     "pipelines",
     "serving",
     "notebooks",

@@ -11,8 +11,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # Java 17 runs the Kafka broker; Maven fetches its jars once (see kafka-jars); wrk loads the API
-# in `make bench-api`.
-DEBIAN_PACKAGES := git openjdk-17-jre-headless maven wrk
+# in `make bench-api`; prometheus brings promtool, which checks the config and alert rules.
+DEBIAN_PACKAGES := git openjdk-17-jre-headless maven wrk prometheus
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install system-deps test test-unit test-integration demo lint format lock \

@@ -422,7 +422,7 @@ def create_app(
     """The API; `holder` defaults to a ModelHolder following FRAUD_MODEL_NAME@FRAUD_MODEL_ALIAS."""
     settings = settings or ApiSettings()
     disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: noise
-    metrics = ApiMetrics()
+    metrics = ApiMetrics(multiprocess=settings.metrics_multiproc_dir is not None)
     batch_model = batch_request_model(settings.api_max_batch)
     if holder is None:
         holder = ModelHolder(holder_settings or ModelSettings(), metrics)

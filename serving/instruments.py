@@ -1,4 +1,4 @@
-"""Prometheus metrics of the scorer and the API (names from DESIGN.md §3); the scorer's endpoint.
+"""Prometheus instruments of the scorer and the API (names from DESIGN.md §3).
 
 Per-transaction quantities (fraud probability, end-to-end latency) are observed a whole batch at
 a time with numpy: at tens of thousands of transactions per second, prometheus_client's
@@ -7,16 +7,14 @@ per-value `observe()` would cost more than scoring them.
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -60,22 +58,19 @@ class BatchHistogram(Collector):
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
 
-def multiprocess_dir() -> str | None:
-    """The directory worker processes share their metrics through, when there are several
-    (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR)."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
 class ModelMetrics:
     """What every process serving the model reports: the model, its reloads and its scores.
 
-    In multiprocess mode (several API workers) every value goes through prometheus_client's
-    shared files, so the probability histogram is a standard one fed value by value.
+    In multiprocess mode (several API workers, prometheus_client's PROMETHEUS_MULTIPROC_DIR set
+    before the process started) every value goes through prometheus_client's shared files, so
+    the probability histogram is a standard one fed value by value.
     """
 
-    def __init__(self, registry: CollectorRegistry | None, ready_metric: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None, ready_metric: str, *, multiprocess: bool
+    ) -> None:
         self.registry = registry or CollectorRegistry()
-        self.multiprocess = multiprocess_dir() is not None
+        self.multiprocess = multiprocess
         r = self.registry
         self.predictions = Counter(
             "fraud_predictions", "Predictions produced, by decision.", ["decision"], registry=r
@@ -142,7 +137,8 @@ class ModelMetrics:
 
 class ScorerMetrics(ModelMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry, "fraud_scorer_ready")
+        # One scorer, one process: its instruments never go through shared files.
+        super().__init__(registry, "fraud_scorer_ready", multiprocess=False)
         r = self.registry
         self.consumed = Counter(
             "fraud_transactions_consumed", "Transaction messages consumed.", registry=r
@@ -178,8 +174,10 @@ class ScorerMetrics(ModelMetrics):
 
 
 class ApiMetrics(ModelMetrics):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry, "fraud_api_ready")
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, multiprocess: bool = False
+    ) -> None:
+        super().__init__(registry, "fraud_api_ready", multiprocess=multiprocess)
         r = self.registry
         self.http_requests = Counter(
             "fraud_http_requests", "HTTP requests answered, by route template, method and status.",
@@ -194,49 +192,3 @@ class ApiMetrics(ModelMetrics):
             "fraud_batch_size", "Transactions per booster call (requests coalesce under load).",
             buckets=BATCH_BUCKETS, registry=r,
         )  # fmt: skip
-
-
-class MetricsServer:
-    """/metrics, /health and /ready on one port, in a daemon thread."""
-
-    def __init__(
-        self, registry: CollectorRegistry, ready: Callable[[], bool], host: str, port: int
-    ) -> None:
-        registry_ = registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, generate_latest(registry_), CONTENT_TYPE_LATEST)
-                elif path == "/health":
-                    self._send(200, b"ok\n", "text/plain")
-                elif path == "/ready":
-                    ok = ready()
-                    self._send(
-                        200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain"
-                    )
-                else:
-                    self._send(404, b"not found\n", "text/plain")
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return  # scrapes every few seconds would drown the scorer's own log
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

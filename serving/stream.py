@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -31,9 +31,11 @@ from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
 from infra.settings import ModelSettings, ScorerSettings
-from serving.instruments import MetricsServer, ScorerMetrics
+from serving.instruments import ScorerMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
+from serving.metrics_server import MetricsServer
 from serving.model_holder import LoadedModel, ModelHolder
+from serving.offsets import Batch, OffsetTracker, Partition
 
 log = logging.getLogger("fraud.scorer")
 
@@ -58,9 +60,9 @@ class StreamScorer:
         self.stop_event = threading.Event()
         self._same_partitioning: bool | None = None
         self.consumer: KafkaConsumer | None = None
-        # Offsets whose outputs the broker acknowledged; committed asynchronously after each
-        # batch and synchronously when the scorer stops.
-        self._acked: dict[TopicPartition, OffsetAndMetadata] = {}
+        # Acknowledged offsets are committed asynchronously after each batch and synchronously
+        # when the scorer stops.
+        self.offsets = OffsetTracker()
         self._unstable_since: float | None = None
         self.producer: KafkaProducer | None = None
 
@@ -123,7 +125,7 @@ class StreamScorer:
         """Replace the consumer and producer with new ones that join the group afresh."""
         log.warning("the group rebalance has not completed; leaving and joining again")
         self._close()
-        self._acked.clear()
+        self.offsets.reset()
         self.consumer = self.producer = None
         self._unstable_since = None
         return self._connect_until_up()
@@ -146,14 +148,11 @@ class StreamScorer:
         return False
 
     def _close(self) -> None:
-        if self.consumer is not None and self._acked:
-            # The last async commits may still be in flight; commit again what this member
-            # still owns (never a partition handed over: its new owner is further along).
-            owned = self.consumer.assignment()
-            offsets = {tp: o for tp, o in self._acked.items() if tp in owned}
-            if offsets:
-                self._commit(offsets)
         if self.consumer is not None:
+            # The last async commits may still be in flight: commit again what this member owns.
+            offsets = self.offsets.to_commit_on_close(self._owned())
+            if offsets:
+                self._commit(_kafka_offsets(offsets))
             try:
                 self.consumer.close(autocommit=False)
             except Exception:
@@ -248,56 +247,50 @@ class StreamScorer:
             reason = repr(first.exception) if first.is_done else "no acknowledgement in time"
             raise SendFailedError(f"{len(failed)} of {len(futures)} sends failed ({reason})")
 
-    @staticmethod
-    def _next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:  # records of a partition arrive in offset order
-            offsets[TopicPartition(record.topic, record.partition)] = OffsetAndMetadata(
-                record.offset + 1, "", -1
-            )
-        return offsets
-
-    def _rewind(self, records: Sequence[Any]) -> None:
-        """Seek back to the first offset of each partition in the batch, to process it again."""
+    def _owned(self) -> set[Partition]:
         assert self.consumer is not None
-        first: dict[TopicPartition, int] = {}
-        for record in records:
-            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
-        assigned = self.consumer.assignment()
-        for tp, offset in first.items():
-            if tp in assigned:  # a partition revoked meanwhile is re-read by its new owner
-                self.consumer.seek(tp, offset)
+        return {_partition(tp) for tp in self.consumer.assignment()}
+
+    def _rewind(self, batch: Batch) -> None:
+        """Seek back to the batch's first offsets, to process it again (a partition revoked
+        meanwhile is re-read by its new owner, from the group's committed offset)."""
+        assert self.consumer is not None
+        for partition, offset in self.offsets.rewind_targets(batch, self._owned()).items():
+            self.consumer.seek(TopicPartition(*partition), offset)
 
     def process(self, records: Sequence[Any]) -> BatchResult:
         """Score and deliver one batch, then commit it; on failure rewind and raise."""
         assert self.consumer is not None and self.producer is not None
         model = self.holder.current
         assert model is not None, "the scorer only consumes once a model is loaded"
-        offsets = self._next_offsets(records)
+        batch = self.offsets.begin(records)
         eos = self.settings.scorer_exactly_once
         try:
             if eos:
                 self.producer.begin_transaction()
             result, futures = self.score_batch(records, model)
             if eos:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                self.producer.send_offsets_to_transaction(
+                    _kafka_offsets(batch.next), self.consumer.group_metadata()
+                )
                 self.producer.commit_transaction()  # flushes; fails if any send failed
             self._await_acks(futures)
         except (KafkaError, SendFailedError) as exc:
             if eos:
                 self._abort()
-            self._rewind(records)
+            self._rewind(batch)
             raise SendFailedError(str(exc)) from exc
         self._observe_latency(records)
         if not eos:
             # Asynchronous, so the next poll does not wait a round trip: these offsets are
             # acknowledged already; a commit that fails is covered by the next one, and stopping
             # commits synchronously what was acknowledged.
-            self._acked.update(offsets)
-            self.consumer.commit_async(offsets, callback=self._on_commit)
+            acknowledged = self.offsets.acknowledge(batch)
+            if acknowledged:  # empty when every partition was revoked meanwhile
+                self.consumer.commit_async(_kafka_offsets(acknowledged), callback=self._on_commit)
         self.metrics.consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
-        self._update_lag(offsets)
+        self._update_lag(batch)
         return result
 
     def _abort(self) -> None:
@@ -306,10 +299,6 @@ class StreamScorer:
             self.producer.abort_transaction()
         except KafkaError:
             log.exception("aborting the transaction failed")
-
-    def forget(self, tp: TopicPartition) -> None:
-        """Drop a revoked partition's acknowledged offset: it must never be committed again."""
-        self._acked.pop(tp, None)
 
     @staticmethod
     def _on_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
@@ -342,13 +331,10 @@ class StreamScorer:
         stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
         self.metrics.end_to_end_latency.observe_many((now_ms - stamps) / 1000.0)
 
-    def _update_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def _update_lag(self, batch: Batch) -> None:
         assert self.consumer is not None
-        for tp, committed in offsets.items():
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                self._lag[tp] = max(0, high - committed.offset)
-        self.metrics.consumer_lag.set(sum(self._lag.values()))
+        high_waters = {p: self.consumer.highwater(TopicPartition(*p)) for p in batch.next}
+        self.metrics.consumer_lag.set(self.offsets.record_lag(batch, high_waters))
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -366,7 +352,6 @@ class StreamScorer:
 
     def run(self) -> int:
         """Score until asked to stop; the exit code (0: clean stop, 1: outputs undeliverable)."""
-        self._lag: dict[TopicPartition, int] = {}
         if not self.wait_until_ready() or not self._connect_until_up():
             return 0
         assert self.consumer is not None
@@ -424,11 +409,20 @@ class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # broker handles one connection's requests in order.
         if revoked:
             log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
-        for tp in revoked:
-            self.scorer.forget(tp)
+        # Never commit them again: their next owner (maybe this member) resumes from the group's
+        # committed offset, which another member may have moved further by then.
+        self.scorer.offsets.revoke(_partition(tp) for tp in revoked)
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+
+
+def _partition(tp: TopicPartition) -> Partition:
+    return Partition(tp.topic, tp.partition)
+
+
+def _kafka_offsets(offsets: Mapping[Partition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {TopicPartition(*p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()}
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -1,4 +1,5 @@
-"""serving.instruments: the batch histogram, the scorer's metric names and the metrics endpoint."""
+"""serving.instruments and serving.metrics_server: the batch histogram, the scorer's metric names,
+multiprocess mode and the scorer's metrics endpoint."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import random
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +18,11 @@ from serving.instruments import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
     PROBABILITY_BUCKETS,
+    ApiMetrics,
     BatchHistogram,
-    MetricsServer,
     ScorerMetrics,
 )
+from serving.metrics_server import MetricsServer
 
 DESIGN_METRIC_NAMES = [
     "fraud_transactions_consumed_total",
@@ -185,6 +188,26 @@ def test_show_model_leaves_exactly_one_model_info_series() -> None:
     assert [(s.labels, s.value) for s in family.samples] == [
         ({"name": "fraud-detector", "version": "5", "alias": "challenger"}, 1.0)
     ]
+
+
+# --- multiprocess mode ---------------------------------------------------------------------------
+
+
+def test_multiprocess_mode_is_what_the_constructor_says_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for metrics in (ScorerMetrics(), ApiMetrics()):
+        assert not metrics.multiprocess
+        assert isinstance(metrics.fraud_probability, BatchHistogram)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    shared = ApiMetrics(multiprocess=True)
+    assert shared.multiprocess
+    # Shared files take values one at a time: a standard histogram, fed value by value.
+    assert isinstance(shared.fraud_probability, Histogram)
+    shared.record_scores(np.array([0.1, 0.9], dtype=np.float32), threshold=0.5)
+    assert shared.registry.get_sample_value("fraud_fraud_probability_count") == 2
+    assert shared.registry.get_sample_value("fraud_predictions_total", {"decision": "fraud"}) == 1
 
 
 # --- MetricsServer -----------------------------------------------------------------------------

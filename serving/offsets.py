@@ -1,0 +1,169 @@
+"""The stream scorer's offset bookkeeping: what it may commit, where to resume, how far behind.
+
+The scorer's promise (DESIGN.md §3) is that every consumed offset yields one prediction or one
+dead letter, and that an offset is committed only once the broker acknowledged everything derived
+from it. This module holds the rules that keep that promise, with no Kafka client in sight, so
+they can be tested on their own; serving.stream converts to and from kafka-python's types.
+
+The rules:
+- a batch's commit for a partition is the offset after its last record there;
+- an acknowledged offset never moves backwards: a batch acknowledged after a later one (or a
+  retried batch acknowledged twice) leaves the higher offset in place;
+- a revoked partition is forgotten, and an acknowledgement that arrives for it later, from a
+  batch polled before the revocation, is ignored, even if the partition has been assigned back
+  meanwhile: the group's committed offset (maybe further along, written by another member) is
+  where its new ownership starts, and this member's older view must never overwrite it;
+- rejoining the group forgets everything, including batches still in flight;
+- stopping commits only what the member still owns;
+- a failed batch is retried from its first offsets, on the partitions still assigned that were
+  not revoked since it was polled (those restart from the group's committed offset).
+
+Revocations come from the Kafka client's I/O thread, batches from the scoring thread, hence
+the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+
+class Partition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class SourceRecord(Protocol):
+    """Where a consumed record came from (kafka-python's ConsumerRecord has these fields)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The input positions one micro-batch covers, per partition."""
+
+    first: Mapping[Partition, int]  # offset of the first record: where a retry starts
+    next: Mapping[Partition, int]  # offset after the last record: what a commit says
+    taken_at: int  # the tracker's clock when the batch was polled
+
+
+class OffsetTracker:
+    """One consumer-group member's offsets, kept by the rules in the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Ticks on every revocation and reset; a batch remembers the tick it was taken at.
+        self._clock = 0
+        self._revoked_at: dict[Partition, int] = {}
+        self._reset_at = 0
+        self._acknowledged: dict[Partition, int] = {}
+        self._lag: dict[Partition, int] = {}
+
+    # -- what the scorer reads -----------------------------------------------------------------
+
+    @property
+    def acknowledged(self) -> dict[Partition, int]:
+        """The next offset per partition whose outputs the broker acknowledged (a copy)."""
+        with self._lock:
+            return dict(self._acknowledged)
+
+    @property
+    def lag(self) -> dict[Partition, int]:
+        """Messages behind the high-water mark per owned partition, as of its last batch."""
+        with self._lock:
+            return dict(self._lag)
+
+    # -- a batch's life ------------------------------------------------------------------------
+
+    def begin(self, records: Iterable[SourceRecord]) -> Batch:
+        """The positions of a polled batch; records of a partition come in offset order."""
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first.setdefault(key, record.offset)
+            last[key] = record.offset
+        with self._lock:
+            taken_at = self._clock
+        return Batch(
+            first={Partition(*key): offset for key, offset in first.items()},
+            next={Partition(*key): offset + 1 for key, offset in last.items()},
+            taken_at=taken_at,
+        )
+
+    def acknowledge(self, batch: Batch) -> dict[Partition, int]:
+        """Record that the broker acknowledged every output of `batch`; return what to commit.
+
+        Partitions revoked since the batch was taken are left out (see the module docstring);
+        for the others the result is the highest acknowledged offset, never a lower one.
+        """
+        with self._lock:
+            to_commit: dict[Partition, int] = {}
+            for partition, offset in batch.next.items():
+                if self._stale(partition, batch):
+                    continue
+                highest = max(offset, self._acknowledged.get(partition, offset))
+                self._acknowledged[partition] = to_commit[partition] = highest
+            return to_commit
+
+    def rewind_targets(self, batch: Batch, assigned: Collection[Partition]) -> dict[Partition, int]:
+        """Where to seek so that a failed batch is processed again."""
+        with self._lock:
+            return {
+                partition: offset
+                for partition, offset in batch.first.items()
+                if partition in assigned and not self._stale(partition, batch)
+            }
+
+    def record_lag(self, batch: Batch, high_waters: Mapping[Partition, int | None]) -> int:
+        """Note each partition's lag behind its high-water mark (None: not known yet) after
+        `batch`; return the total lag of the partitions owned."""
+        with self._lock:
+            for partition, offset in batch.next.items():
+                high = high_waters.get(partition)
+                if high is not None and not self._stale(partition, batch):
+                    self._lag[partition] = max(0, high - offset)
+            return sum(self._lag.values())
+
+    # -- the group -----------------------------------------------------------------------------
+
+    def revoke(self, partitions: Iterable[Partition]) -> None:
+        """Forget partitions handed to another member: their offsets are never committed again."""
+        with self._lock:
+            self._clock += 1
+            for partition in partitions:
+                self._revoked_at[partition] = self._clock
+                self._acknowledged.pop(partition, None)
+                self._lag.pop(partition, None)
+
+    def reset(self) -> None:
+        """Forget everything, batches in flight included: the member joins the group afresh."""
+        with self._lock:
+            self._clock += 1
+            self._reset_at = self._clock
+            self._revoked_at.clear()  # the reset covers every earlier revocation
+            self._acknowledged.clear()
+            self._lag.clear()
+
+    def to_commit_on_close(self, owned: Collection[Partition]) -> dict[Partition, int]:
+        """What to commit synchronously when stopping: the acknowledged offsets still owned.
+
+        Asynchronous commits may still be in flight; a partition handed over is left alone,
+        its new owner is further along.
+        """
+        with self._lock:
+            return {p: offset for p, offset in self._acknowledged.items() if p in owned}
+
+    def _stale(self, partition: Partition, batch: Batch) -> bool:
+        """Whether the partition was revoked, or the tracker reset, after the batch was taken."""
+        return max(self._revoked_at.get(partition, 0), self._reset_at) > batch.taken_at

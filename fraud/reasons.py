@@ -2,6 +2,10 @@
 
 Input is XGBoost's own per-feature contributions (TreeSHAP, `pred_contribs=True`): one column
 per feature plus a last column for the bias, in log-odds, summing to the row's margin.
+
+`FeatureReason` and `Explanation` are the explanation's one definition: plain dataclasses, which
+orjson writes as they are (no per-row conversion) and from which pydantic generates the API's
+schema (`fraud.scores.TransactionScore`).
 """
 
 from __future__ import annotations
@@ -10,19 +14,26 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ConfigDict, with_config
 
 from fraud.schema import FEATURE_COLUMNS
 
 
-@dataclass(frozen=True)
+@with_config(ConfigDict(extra="forbid"))
+@dataclass(frozen=True, slots=True)
 class FeatureReason:
+    """One feature's push on the score, in log-odds (TreeSHAP): > 0 towards fraud."""
+
     feature: str
-    value: float
+    value: float  # as submitted, not its float32 rounding
     contribution: float
 
 
-@dataclass(frozen=True)
-class RowExplanation:
+@with_config(ConfigDict(extra="forbid"))
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The top features by |contribution|; all contributions plus base_value give the margin."""
+
     base_value: float
     reasons: list[FeatureReason]
 
@@ -31,7 +42,7 @@ def top_reasons(
     contributions: npt.NDArray[np.floating],
     features: npt.NDArray[np.floating],
     k: int,
-) -> list[RowExplanation]:
+) -> list[Explanation]:
     """Per row, the `k` features with the largest |contribution|, largest first.
 
     `contributions` has shape (rows, features + 1), the bias last; `features` (rows, features).
@@ -49,7 +60,7 @@ def top_reasons(
     # stable sort: ties keep the feature order, so the same row always gives the same reasons
     order = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :k]
     return [
-        RowExplanation(
+        Explanation(
             base_value=float(contributions[row, -1]),
             reasons=[
                 FeatureReason(

@@ -34,7 +34,8 @@ class NoModelError(RuntimeError):
     """No model is loaded yet."""
 
 
-Scored = tuple[LoadedModel, float]
+# The probability of one row and the model that gave it.
+ModelProbability = tuple[LoadedModel, float]
 
 
 class PredictionBatcher:
@@ -49,12 +50,12 @@ class PredictionBatcher:
         self._limiter = limiter
         self._max_rows = max_rows
         self._on_batch = on_batch
-        self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[Scored]]] = []
+        self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[ModelProbability]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def predict(self, row: npt.NDArray[np.float32]) -> Scored:
+    async def predict(self, row: npt.NDArray[np.float32]) -> ModelProbability:
         """The fraud probability of one row (shape (features,)) and the model that gave it."""
-        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ModelProbability] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
@@ -72,7 +73,7 @@ class PredictionBatcher:
             self._drainer = None
 
     async def _score(
-        self, taken: list[tuple[npt.NDArray[np.float32], asyncio.Future[Scored]]]
+        self, taken: list[tuple[npt.NDArray[np.float32], asyncio.Future[ModelProbability]]]
     ) -> None:
         model = self._source.current
         try:

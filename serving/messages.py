@@ -1,6 +1,7 @@
 """The wire formats of the topics: decoding transactions, encoding predictions and dead letters.
 
-Contracts are in DESIGN.md §3. orjson does the common case; the standard library's json only
+Contracts are in DESIGN.md §3; the rules of a transaction in `fraud.transaction`, the shape of a
+prediction in `fraud.scores`. orjson does the common case; the standard library's json only
 sees messages orjson refused, to tell a NaN or Infinity literal (valid to Python, and then a
 `non_finite` rejection) from text that is not JSON at all.
 """
@@ -14,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from fraud.transaction import Reason, Rejection
+from fraud.scores import score_fields
+from fraud.transaction import Rejection, RejectReason
 
 # Dead-letter header names (DESIGN.md §3).
 ERROR_TYPE = "error.type"
@@ -27,7 +29,7 @@ SOURCE_OFFSET = "source.offset"
 def decode(value: bytes | None) -> Any:
     """The JSON value of a transaction message, or the Rejection saying why there is none."""
     if not value:
-        return Rejection(-1, Reason.EMPTY_MESSAGE, "the message has no value")
+        return Rejection(-1, RejectReason.EMPTY_MESSAGE, "the message has no value")
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -35,16 +37,16 @@ def decode(value: bytes | None) -> Any:
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return Rejection(-1, Reason.INVALID_ENCODING, "the message is not UTF-8 text")
+        return Rejection(-1, RejectReason.INVALID_ENCODING, "the message is not UTF-8 text")
     try:
         return json.loads(text)  # accepts NaN/Infinity, which validation then rejects by name
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
-        return Rejection(-1, Reason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
+        return Rejection(-1, RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
     except RecursionError:
-        return Rejection(-1, Reason.INVALID_JSON, "not valid JSON: nested too deeply")
+        return Rejection(-1, RejectReason.INVALID_JSON, "not valid JSON: nested too deeply")
     except ValueError:  # e.g. an integer literal longer than Python's digit limit
-        return Rejection(-1, Reason.INVALID_JSON, "not valid JSON: a number is too long")
+        return Rejection(-1, RejectReason.INVALID_JSON, "not valid JSON: a number is too long")
 
 
 def decode_all(values: Sequence[bytes | None]) -> list[Any]:
@@ -67,18 +69,12 @@ def encode_prediction(
     partition: int,
     offset: int,
 ) -> bytes:
-    return orjson.dumps(
-        {
-            "transaction_id": transaction_id,
-            "fraud_probability": probability,
-            "is_fraud": probability >= threshold,
-            "threshold": threshold,
-            "model_name": model_name,
-            "model_version": model_version,
-            "scored_at": scored_at,
-            "source": {"topic": topic, "partition": partition, "offset": offset},
-        }
-    )
+    """A `fraud.scores.Prediction`, built as a dict: one pydantic object per record would cost
+    more than scoring it."""
+    prediction = score_fields(transaction_id, probability, threshold, model_name, model_version)
+    prediction["scored_at"] = scored_at
+    prediction["source"] = {"topic": topic, "partition": partition, "offset": offset}
+    return orjson.dumps(prediction)
 
 
 def dead_letter_headers(

@@ -20,7 +20,7 @@ import pandas as pd
 from kafka import KafkaProducer
 
 from fraud.schema import TRANSACTION_COLUMNS
-from fraud.transaction import Reason
+from fraud.transaction import RejectReason
 from infra.settings import KafkaSettings
 
 DEFAULT_SOURCE = Path("data/processed/test.parquet")
@@ -73,27 +73,39 @@ def _without(message: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 # Each malformed kind: how to spoil a valid message, and the reason the scorer must give.
-MALFORMED: dict[str, tuple[Reason, Callable[[dict[str, Any]], bytes | None]]] = {
-    "truncated_json": (Reason.INVALID_JSON, lambda m: _json(m)[: len(_json(m)) // 2]),
-    "not_json": (Reason.INVALID_JSON, lambda m: b"transaction " + m["transaction_id"].encode()),
-    "latin1_bytes": (Reason.INVALID_ENCODING, lambda m: b'{"transaction_id": "caf\xe9"}'),
-    "json_array": (Reason.NOT_AN_OBJECT, lambda m: _json(list(m.values()))),
+MALFORMED: dict[str, tuple[RejectReason, Callable[[dict[str, Any]], bytes | None]]] = {
+    "truncated_json": (RejectReason.INVALID_JSON, lambda m: _json(m)[: len(_json(m)) // 2]),
+    "not_json": (
+        RejectReason.INVALID_JSON,
+        lambda m: b"transaction " + m["transaction_id"].encode(),
+    ),
+    "latin1_bytes": (RejectReason.INVALID_ENCODING, lambda m: b'{"transaction_id": "caf\xe9"}'),
+    "json_array": (RejectReason.NOT_AN_OBJECT, lambda m: _json(list(m.values()))),
     "no_transaction_id": (
-        Reason.INVALID_TRANSACTION_ID,
+        RejectReason.INVALID_TRANSACTION_ID,
         lambda m: _json(_without(m, "transaction_id")),
     ),
-    "missing_field": (Reason.MISSING_FIELD, lambda m: _json(_without(m, "V7", "Amount"))),
-    "amount_as_string": (Reason.WRONG_TYPE, lambda m: _json(_with(m, Amount=str(m["Amount"])))),
-    "null_value": (Reason.WRONG_TYPE, lambda m: _json(_with(m, V3=None))),
-    "boolean_value": (Reason.WRONG_TYPE, lambda m: _json(_with(m, V12=True))),
-    "nan_literal": (Reason.NON_FINITE, lambda m: _json(m).replace(b'"V1":', b'"V1":NaN,"x":', 1)),
+    "missing_field": (RejectReason.MISSING_FIELD, lambda m: _json(_without(m, "V7", "Amount"))),
+    "amount_as_string": (
+        RejectReason.WRONG_TYPE,
+        lambda m: _json(_with(m, Amount=str(m["Amount"]))),
+    ),
+    "null_value": (RejectReason.WRONG_TYPE, lambda m: _json(_with(m, V3=None))),
+    "boolean_value": (RejectReason.WRONG_TYPE, lambda m: _json(_with(m, V12=True))),
+    "nan_literal": (
+        RejectReason.NON_FINITE,
+        lambda m: _json(m).replace(b'"V1":', b'"V1":NaN,"x":', 1),
+    ),
     "infinite_number": (
-        Reason.NON_FINITE,
+        RejectReason.NON_FINITE,
         lambda m: _json(m).replace(b'"V2":', b'"V2":1e999,"x":', 1),
     ),
-    "negative_amount": (Reason.NEGATIVE_AMOUNT, lambda m: _json(_with(m, Amount=-12.5))),
-    "bad_event_time": (Reason.INVALID_EVENT_TIME, lambda m: _json(_with(m, event_time="soon"))),
-    "empty_value": (Reason.EMPTY_MESSAGE, lambda m: b""),
+    "negative_amount": (RejectReason.NEGATIVE_AMOUNT, lambda m: _json(_with(m, Amount=-12.5))),
+    "bad_event_time": (
+        RejectReason.INVALID_EVENT_TIME,
+        lambda m: _json(_with(m, event_time="soon")),
+    ),
+    "empty_value": (RejectReason.EMPTY_MESSAGE, lambda m: b""),
 }
 
 
@@ -102,7 +114,7 @@ class SentRecord:
     transaction_id: str
     partition: int
     offset: int
-    expected: Reason | None  # None: a valid transaction
+    expected: RejectReason | None  # None: a valid transaction
     row: list[float] | None  # the row a valid transaction carries
 
 

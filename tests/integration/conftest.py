@@ -7,18 +7,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
-from infra.settings import BrokerSettings, KafkaSettings
-from serving.kafka_broker import StartResult
-from serving.kafka_broker import start as start_broker
-from serving.kafka_broker import stop as stop_broker
-from tests.ports import free_port
+from tests.harness import KafkaBroker as KafkaBroker
 
 if TYPE_CHECKING:
     from tests.integration.registry_server import RegistryServer
@@ -115,49 +110,10 @@ def project(tmp_path: Path, dvc_template: Path) -> Iterator[Path]:
     yield repo
 
 
-@dataclass(frozen=True)
-class KafkaBroker:
-    """A real Kafka broker on free ports with its own data dir; stop/start keep data and ports."""
-
-    kafka: KafkaSettings
-    settings: BrokerSettings
-
-    @property
-    def bootstrap(self) -> str:
-        return self.kafka.kafka_bootstrap
-
-    @property
-    def env(self) -> dict[str, str]:
-        """FRAUD_ variables that point a subprocess (`fraud score`, `fraud kafka`) at it."""
-        return {
-            "FRAUD_KAFKA_BOOTSTRAP": self.bootstrap,
-            "FRAUD_KAFKA_DATA_DIR": str(self.settings.kafka_data_dir),
-            "FRAUD_KAFKA_CONTROLLER_PORT": str(self.settings.kafka_controller_port),
-        }
-
-    def start(self) -> StartResult:
-        return start_broker(self.kafka, self.settings)
-
-    def stop(self) -> int | None:
-        return stop_broker(self.settings)
-
-    def restart(self) -> StartResult:
-        self.stop()
-        return self.start()
-
-
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """One Kafka 4 broker (KRaft) for the whole session, stopped at its end even on failure."""
-    port, controller_port = free_port(), free_port()
-    while controller_port == port:
-        controller_port = free_port()
-    broker = KafkaBroker(
-        KafkaSettings(kafka_bootstrap=f"127.0.0.1:{port}"),
-        BrokerSettings(
-            kafka_data_dir=tmp_path_factory.mktemp("kafka"), kafka_controller_port=controller_port
-        ),
-    )
+    broker = KafkaBroker.on_free_ports(tmp_path_factory.mktemp("kafka"))
     try:
         broker.start()
         yield broker

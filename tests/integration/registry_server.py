@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import xgboost as xgb
 
+from tests.harness import Service, free_port, mlflow_server
 from tests.integration.conftest import clean_env, run, update_params
-from tests.ports import free_port
 from tests.synthetic import write_synthetic_csv
 
 MODEL = "fraud-detector"
@@ -30,43 +25,23 @@ class RegistryServer:
     port: int
     boosters: dict[str, xgb.Booster] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+    server: Service | None = None
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["fraud", "mlflow", "--port", str(self.port)],
-            cwd=self.repo,
-            env={**self.env, "MLFLOW_TRACKING_URI": f"sqlite:///{self.repo / 'mlflow.db'}"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if self.process.poll() is not None:
-                raise AssertionError(f"fraud mlflow exited {self.process.returncode}")
-            time.sleep(0.5)
-        raise AssertionError("the MLflow server did not answer /health within 90 s")
+        """`fraud mlflow` over the repository's sqlite store (again on the same port after a
+        stop), once /health answers."""
+        env = {**self.env, "MLFLOW_TRACKING_URI": f"sqlite:///{self.repo / 'mlflow.db'}"}
+        log = self.repo.parent / "mlflow-server.log"
+        self.server = mlflow_server(env, log, self.port, cwd=self.repo).start()
+        self.server.wait_for(timeout=90, poll=0.5)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.server is not None:
+            self.server.terminate(timeout=20)
 
     def promote(self, version: str, alias: str = "Production") -> None:
         """Move the alias through the server, as the MLflow UI does (`fraud promote` is tested

@@ -1,131 +1,28 @@
-"""Helpers for stream tests: per-test topics, scorer processes, and reading what came out."""
+"""Helpers for stream tests: per-test topics, scorer processes, and reading what came out.
+
+Topics, the scorer process and its /metrics come from tests/harness.py, shared with the
+benchmarks."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import xgboost as xgb
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from fraud.schema import FEATURE_COLUMNS, TRANSACTION_COLUMNS
-from infra.settings import KafkaSettings
 from serving.replay import SentRecord
-from tests.ports import free_port
+from tests.harness import Scorer as Scorer
+from tests.harness import kafka_settings, new_topics
 
 FEATURE_POSITIONS = [TRANSACTION_COLUMNS.index(c) for c in FEATURE_COLUMNS]
-
-
-def make_topics(bootstrap: str, partitions: int = 3) -> dict[str, str]:
-    """Fresh transactions/predictions/dlq topics for one test, as FRAUD_TOPIC_* variables."""
-    tag = uuid.uuid4().hex[:8]
-    names = {
-        "FRAUD_TOPIC_TRANSACTIONS": f"transactions-{tag}",
-        "FRAUD_TOPIC_PREDICTIONS": f"predictions-{tag}",
-        "FRAUD_TOPIC_DEAD_LETTERS": f"transactions.dlq-{tag}",
-    }
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests")
-    try:
-        admin.create_topics(
-            [NewTopic(name, partitions, 1) for name in names.values()], timeout_ms=30_000
-        )
-    finally:
-        admin.close()
-    return {**names, "FRAUD_TOPIC_PARTITIONS": str(partitions), "FRAUD_KAFKA_BOOTSTRAP": bootstrap}
-
-
-def settings_from(env: dict[str, str]) -> KafkaSettings:
-    return KafkaSettings(
-        kafka_bootstrap=env["FRAUD_KAFKA_BOOTSTRAP"],
-        topic_transactions=env["FRAUD_TOPIC_TRANSACTIONS"],
-        topic_predictions=env["FRAUD_TOPIC_PREDICTIONS"],
-        topic_dead_letters=env["FRAUD_TOPIC_DEAD_LETTERS"],
-    )
-
-
-@dataclass
-class Scorer:
-    """A `fraud score` process of its own session, with its metrics port."""
-
-    env: dict[str, str]
-    cwd: Path
-    args: list[str] = field(default_factory=list)
-    log_path: Path | None = None
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Scorer:
-        assert self.log_path is not None
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            ["fraud", "score", "--metrics-port", str(self.port), *self.args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except (urllib.error.URLError, OSError):
-            return 0, ""
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.get("/ready")[0] == 200:
-                return
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"scorer exited {self.process.returncode}:\n{self.log()}")
-            time.sleep(0.3)
-        raise AssertionError(f"scorer not ready after {timeout} s:\n{self.log()}")
-
-    def metric(self, name: str, labels: str = "") -> float:
-        """A sample's value from /metrics (`name{labels}`); 0 when absent."""
-        _, text = self.get("/metrics")
-        wanted = f"{name}{{{labels}}}" if labels else name
-        for line in text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def terminate(self, timeout: float = 30) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def ensure_stopped(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
+make_topics = new_topics  # fresh topics for one test, as FRAUD_ variables
+settings_from = kafka_settings
 
 
 @dataclass

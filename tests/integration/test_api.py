@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,9 +28,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from fraud.schema import FEATURE_COLUMNS
+from fraud.schema import FEATURE_COLUMNS, TIME_COLUMN, TRANSACTION_COLUMNS
+from tests import harness
 from tests.integration.registry_server import MODEL, RegistryServer
-from tests.ports import free_port
 from tests.synthetic import synthetic_transactions
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,87 +38,22 @@ pytestmark = pytest.mark.timeout(300)
 SECRET = "4111111111111111"
 
 
-@dataclass
-class ApiServer:
-    """A `fraud api` process of its own session."""
-
-    env: dict[str, str]
-    cwd: Path
-    log_path: Path
-    args: list[str] = field(default_factory=list)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ApiServer:
-        self.process = subprocess.Popen(
-            ["fraud", "api", "--port", str(self.port), *self.args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
+class ApiServer(harness.ApiServer):
+    """A `fraud api` process of its own session (tests/harness.py), with an HTTP client."""
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
     def status(self, path: str) -> int:
-        try:
-            return httpx.get(self.url + path, timeout=5).status_code
-        except httpx.TransportError:
-            return 0
-
-    def wait_for_status(self, path: str, status: int, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status(path) == status:
-                return
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"fraud api exited {self.process.returncode}:\n{self.log()}")
-            time.sleep(0.3)
-        raise AssertionError(f"{path} did not answer {status} within {timeout} s:\n{self.log()}")
-
-    def metric(self, name: str, labels: str = "") -> float:
-        """A sample's value from /metrics (`name{labels}`); 0 when absent."""
-        wanted = f"{name}{{{labels}}}" if labels else name
-        for line in httpx.get(self.url + "/metrics", timeout=5).text.splitlines():
-            if line.startswith(wanted + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
+        return self.get(path)[0]
 
 
 def new_server(
     registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory, *args: str, **env: str
 ) -> ApiServer:
     workdir = tmp_path_factory.mktemp("api")
-    server = ApiServer(
-        env={**registry.env, "FRAUD_MODEL_POLL_SECONDS": "1", **env},
-        cwd=workdir,
-        log_path=workdir / "api.log",
-        args=list(args),
-    )
-    return server.start()
+    env = {**registry.env, "FRAUD_MODEL_POLL_SECONDS": "1", **env}
+    return ApiServer(env, workdir / "api.log", args, cwd=workdir).start()
 
 
 @pytest.fixture
@@ -139,7 +69,7 @@ def launch(
 
     yield start
     for server in started:
-        server.stop()
+        server.terminate()
 
 
 @pytest.fixture(scope="module")
@@ -150,27 +80,28 @@ def shared_api(
     registry.promote("1")
     server = new_server(registry, tmp_path_factory)
     try:
-        server.wait_for_status("/ready", 200)
+        server.wait_for("/ready", 200)
         yield server
     finally:
-        server.stop()
+        server.terminate()
 
 
 @pytest.fixture
 def api(shared_api: ApiServer, registry: RegistryServer) -> ApiServer:
     """The shared server, on version 1 (a test may have moved Production)."""
     registry.promote("1")
-    deadline = time.monotonic() + 30
-    while httpx.get(shared_api.url + "/v1/model").json().get("version") != "1":
-        assert time.monotonic() < deadline, "the API did not go back to version 1"
-        time.sleep(0.3)
+
+    def on_version_1() -> bool:
+        return bool(httpx.get(shared_api.url + "/v1/model").json().get("version") == "1")
+
+    harness.wait_until(on_version_1, 30, "the API to go back to version 1", poll=0.3)
     return shared_api
 
 
 def transactions(count: int, seed: int = 3) -> list[dict[str, Any]]:
     frame = synthetic_transactions(rows=max(count, 2), fraud_rate=0.2, seed=seed)
     return [
-        {"transaction_id": f"tx-{seed}-{i}", **{c: float(row[c]) for c in FEATURE_COLUMNS}}
+        {"transaction_id": f"tx-{seed}-{i}", **{c: float(row[c]) for c in TRANSACTION_COLUMNS}}
         for i, row in enumerate(frame.to_dict("records"))
     ][:count]
 
@@ -300,6 +231,11 @@ def test_bad_requests_get_4xx_without_the_values(api: ApiServer) -> None:
         )
         assert non_finite.status_code == 422
         assert [e["loc"] for e in non_finite.json()["detail"]] == [["body", "V5"]]
+        no_time = {k: v for k, v in row.items() if k != TIME_COLUMN}
+        for body in (no_time, {**row, TIME_COLUMN: -1.0}):  # Time: required, at least 0
+            response = http.post("/v1/score", json=body)
+            assert response.status_code == 422
+            assert [e["loc"] for e in response.json()["detail"]] == [["body", TIME_COLUMN]]
         huge = {"transactions": [row] * 3000}  # over the default 2 MiB body limit
         assert http.post("/v1/score/batch", json=huge).status_code == 413
         too_many = http.post("/v1/score/batch", json={"transactions": [row] * 1001})
@@ -314,14 +250,14 @@ def test_the_api_key_guards_the_v1_routes(
     registry.promote("1")
     key = "a-long-random-api-key-for-tests"
     server = launch(FRAUD_API_KEY=key)
-    server.wait_for_status("/ready", 200)
+    server.wait_for("/ready", 200)
     row = transactions(1)[0]
     with server.client() as anonymous, server.client(**{"X-API-Key": key}) as allowed:
         assert anonymous.post("/v1/score", json=row).status_code == 401
         assert anonymous.get("/v1/model").status_code == 401
         assert allowed.post("/v1/score", json=row).status_code == 200
         assert anonymous.get("/metrics").status_code == 200
-    assert server.stop() == 0, "SIGTERM should end fraud api cleanly"
+    assert server.terminate() == 0, "SIGTERM should end fraud api cleanly"
 
 
 def test_an_unreachable_registry_means_not_ready_until_it_answers(
@@ -331,7 +267,7 @@ def test_an_unreachable_registry_means_not_ready_until_it_answers(
     registry.stop()
     try:
         server = launch()
-        server.wait_for_status("/health", 200)
+        server.wait_for("/health", 200)
         time.sleep(2)
         assert server.status("/ready") == 503
         assert server.status("/v1/model") == 503
@@ -340,7 +276,7 @@ def test_an_unreachable_registry_means_not_ready_until_it_answers(
         assert response.headers["retry-after"]
     finally:
         registry.start()
-    server.wait_for_status("/ready", 200, timeout=60)
+    server.wait_for("/ready", 200, timeout=60)
     assert httpx.post(server.url + "/v1/score", json=transactions(1)[0]).status_code == 200
 
 
@@ -350,7 +286,7 @@ def test_workers_share_one_set_of_metrics(
     registry.promote("1")
     server = launch("--workers", "2")
     rows = transactions(30, seed=12)
-    server.wait_for_status("/health", 200)
+    server.wait_for("/health", 200)
     # both workers must have loaded the model: each answers /ready for itself
     deadline = time.monotonic() + 90
     while (
@@ -370,7 +306,7 @@ def test_workers_share_one_set_of_metrics(
         assert server.metric("fraud_fraud_probability_count") == len(rows)
     assert server.metric("fraud_api_ready") == 1
     assert server.metric("fraud_model_info", f'alias="Production",name="{MODEL}",version="1"') == 1
-    assert server.stop() == 0
+    assert server.terminate() == 0
 
 
 # --- property-based: every operation of the published schema ------------------------------------

@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +19,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fraud.schema import FEATURE_COLUMNS
+from tests import harness
+from tests.harness import free_port
 from tests.integration.conftest import clean_env, run, update_params
-from tests.ports import free_port
 from tests.synthetic import synthetic_transactions, write_synthetic_csv
 
 MODEL = "fraud-detector"
@@ -260,37 +258,13 @@ def test_fraud_promote_and_models(pipeline: Pipeline) -> None:
 
 @pytest.fixture
 def mlflow_server(pipeline: Pipeline) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        ["fraud", "mlflow", "--port", str(port)],
-        cwd=pipeline.repo,
-        env=pipeline.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    log = pipeline.repo.parent / "mlflow-server.log"
+    server = harness.mlflow_server(pipeline.env, log, free_port(), cwd=pipeline.repo).start()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                raise AssertionError(f"mlflow server did not come up on {url}:\n{stderr}")
-            time.sleep(0.5)
-        yield url
+        server.wait_for(timeout=90, poll=0.5)
+        yield server.url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        server.terminate(timeout=20)
 
 
 def test_mlflow_server_serves_the_same_registry(pipeline: Pipeline, mlflow_server: str) -> None:

@@ -21,9 +21,11 @@ import pytest
 import xgboost as xgb
 from fastapi.testclient import TestClient
 
-from fraud.schema import FEATURE_COLUMNS
+from fraud.schema import FEATURE_COLUMNS, TIME_COLUMN
+from fraud.scores import BatchScores, Score, TransactionScore
 from infra.settings import ApiSettings
-from serving.api import create_app, public_errors
+from serving.api import create_app
+from serving.api.errors import public_errors
 from serving.model_holder import LoadedModel
 from tests.unit.test_model_holder import train_booster
 
@@ -56,7 +58,7 @@ def model(booster: xgb.Booster, version: str = "3", threshold: float = 0.5) -> L
 
 def transaction(index: int = 0, **overrides: Any) -> dict[str, Any]:
     rng = np.random.default_rng(index)
-    body: dict[str, Any] = {"transaction_id": f"tx-{index}"}
+    body: dict[str, Any] = {"transaction_id": f"tx-{index}", TIME_COLUMN: 406.0 + index}
     body.update({c: float(v) for c, v in zip(FEATURE_COLUMNS, rng.normal(size=29), strict=True)})
     body["Amount"] = 12.5 + index
     body.update(overrides)
@@ -118,9 +120,27 @@ def test_is_fraud_follows_the_models_threshold(holder: StaticHolder, booster: xg
             assert client.post("/v1/score", json=body).json()["is_fraud"] is flagged
 
 
-def test_time_and_event_time_are_optional_and_accepted(client: TestClient) -> None:
-    body = transaction(3, Time=406.0, event_time="2026-11-28T10:00:00Z")
+def test_event_time_is_optional_and_accepted(client: TestClient) -> None:
+    body = transaction(3, Time=0.0, event_time="2026-11-28T10:00:00Z")
     assert client.post("/v1/score", json=body).status_code == 200
+
+
+def test_time_is_required(client: TestClient) -> None:
+    body = transaction(3)
+    del body[TIME_COLUMN]
+    for path, sent, loc in (
+        ("/v1/score", body, ["body", TIME_COLUMN]),
+        (
+            "/v1/score/batch",
+            {"transactions": [transaction(4), body]},
+            ["body", "transactions", 1, TIME_COLUMN],
+        ),
+    ):
+        response = client.post(path, json=sent)
+        assert response.status_code == 422
+        assert response.json()["detail"] == [
+            {"loc": loc, "msg": "Field required", "type": "missing"}
+        ]
 
 
 def test_integers_are_numbers(client: TestClient) -> None:
@@ -456,11 +476,44 @@ def test_the_openapi_schema_is_generated_from_the_feature_list(client: TestClien
     components = schema["components"]["schemas"]
     transaction_schema = components["Transaction"]
     assert set(FEATURE_COLUMNS) <= set(transaction_schema["required"])
+    assert TIME_COLUMN in transaction_schema["required"]
+    assert transaction_schema["properties"][TIME_COLUMN]["minimum"] == 0
+    assert "event_time" not in transaction_schema["required"]
     assert transaction_schema["additionalProperties"] is False
     assert components["TransactionBatch"]["properties"]["transactions"]["maxItems"] == 5
     body = schema["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/Transaction"}
     assert client.get("/docs").status_code == 200
+
+
+def test_the_response_schemas_are_the_score_shapes(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+
+    def response_schema(path: str) -> Any:
+        responses = schema["paths"][path]["post"]["responses"]
+        return responses["200"]["content"]["application/json"]["schema"]
+
+    assert response_schema("/v1/score") == {"$ref": "#/components/schemas/TransactionScore"}
+    assert response_schema("/v1/score/batch") == {"$ref": "#/components/schemas/BatchScores"}
+    score = components["TransactionScore"]
+    assert list(score["properties"]) == [*Score.model_fields, "explanation"]
+    assert score["required"] == list(Score.model_fields)
+    assert set(components["Explanation"]["properties"]) == {"base_value", "reasons"}
+    reason = components["FeatureReason"]
+    assert set(reason["properties"]) == {"feature", "value", "contribution"}
+    assert reason["additionalProperties"] is False
+
+
+def test_responses_match_the_published_models(client: TestClient) -> None:
+    """The routes write dicts with orjson; the schema's models must accept them as they are."""
+    rows = [transaction(i) for i in range(3)]
+    for explain in ("false", "true"):
+        single = client.post(f"/v1/score?explain={explain}", json=rows[0])
+        TransactionScore.model_validate_json(single.content)  # strict, no unknown field
+        batch = client.post(f"/v1/score/batch?explain={explain}", json={"transactions": rows})
+        scores = BatchScores.model_validate_json(batch.content).scores
+        assert [s.explanation is not None for s in scores] == [explain == "true"] * 3
 
 
 # --- the event loop stays free -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import serving.kafka_broker as kb
 from cli.app import app
 from infra.settings import BrokerSettings, KafkaSettings
-from tests.ports import free_port
+from tests.harness import free_port
 
 
 def properties(text: str) -> dict[str, str]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fraud.schema import AMOUNT_COLUMN, TRANSACTION_COLUMNS
-from fraud.transaction import ID_FIELD, Reason, Rejection, validate_messages
+from fraud.scores import Prediction, Score, score_fields
+from fraud.transaction import ID_FIELD, Rejection, RejectReason, validate_messages
 from serving.messages import (
     dead_letter_headers,
     decode,
@@ -69,17 +70,17 @@ def test_decode_non_object_json_returns_the_value() -> None:
     assert decode(b"[1, 2]") == [1, 2]
     assert decode(b'"text"') == "text"
     (rejection,) = validate_messages(decode_all([b"[1, 2]"])).rejections
-    assert rejection.reason is Reason.NOT_AN_OBJECT
+    assert rejection.reason is RejectReason.NOT_AN_OBJECT
 
 
 @pytest.mark.parametrize("value", [None, b""])
 def test_empty_value_is_an_empty_message(value: bytes | None) -> None:
-    assert rejection_of(value).reason is Reason.EMPTY_MESSAGE
+    assert rejection_of(value).reason is RejectReason.EMPTY_MESSAGE
 
 
 @pytest.mark.parametrize("value", [b'{"transaction_id": "tx-\xff\xfe"}', b"\xc3\x28", b"\x80"])
 def test_invalid_utf8_is_an_invalid_encoding(value: bytes) -> None:
-    assert rejection_of(value).reason is Reason.INVALID_ENCODING
+    assert rejection_of(value).reason is RejectReason.INVALID_ENCODING
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,7 @@ def test_invalid_utf8_is_an_invalid_encoding(value: bytes) -> None:
 )
 def test_broken_json_is_invalid_json(value: bytes) -> None:
     rejection = rejection_of(value)
-    assert rejection.reason is Reason.INVALID_JSON
+    assert rejection.reason is RejectReason.INVALID_JSON
     assert rejection.message
 
 
@@ -108,7 +109,7 @@ def test_invalid_json_message_does_not_contain_the_text() -> None:
         b"SECRET-4111",
     ]:
         rejection = rejection_of(value)
-        assert rejection.reason is Reason.INVALID_JSON
+        assert rejection.reason is RejectReason.INVALID_JSON
         assert "SECRET" not in rejection.message and "4111" not in rejection.message
 
 
@@ -125,7 +126,7 @@ def test_nan_and_infinity_literals_decode_then_are_non_finite(field: str, litera
     batch = validate_messages([a_transaction(), decoded])
     assert batch.index == [0]
     (rejection,) = batch.rejections
-    assert (rejection.index, rejection.reason) == (1, Reason.NON_FINITE)
+    assert (rejection.index, rejection.reason) == (1, RejectReason.NON_FINITE)
     assert field in rejection.message
 
 
@@ -133,7 +134,7 @@ def test_nan_and_infinity_literals_decode_then_are_non_finite(field: str, litera
 def test_numbers_beyond_float32_are_non_finite(literal: str) -> None:
     batch = validate_messages(decode_all([a_transaction_text(V9=literal)]))
     (rejection,) = batch.rejections
-    assert rejection.reason is Reason.NON_FINITE
+    assert rejection.reason is RejectReason.NON_FINITE
     assert "V9" in rejection.message
 
 
@@ -144,7 +145,7 @@ def test_integer_literal_beyond_python_digit_limit_is_rejected_not_raised() -> N
     assert batch.index == [0]
     (rejection,) = batch.rejections
     assert rejection.index == 1
-    assert rejection.reason in {Reason.INVALID_JSON, Reason.NON_FINITE}
+    assert rejection.reason in {RejectReason.INVALID_JSON, RejectReason.NON_FINITE}
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_integer_literal_beyond_python_digit_limit_is_rejected_not_raised() -> N
 )
 def test_deeply_nested_json_is_invalid_json_not_a_crash(value: bytes) -> None:
     rejection = rejection_of(value)
-    assert rejection.reason is Reason.INVALID_JSON
+    assert rejection.reason is RejectReason.INVALID_JSON
 
 
 def test_decode_all_keeps_order_and_positions() -> None:
@@ -160,16 +161,16 @@ def test_decode_all_keeps_order_and_positions() -> None:
     decoded = decode_all(values)
     assert decoded[0][ID_FIELD] == "a"
     assert [d.reason for d in decoded[1:]] == [
-        Reason.EMPTY_MESSAGE,
-        Reason.INVALID_JSON,
-        Reason.INVALID_ENCODING,
+        RejectReason.EMPTY_MESSAGE,
+        RejectReason.INVALID_JSON,
+        RejectReason.INVALID_ENCODING,
     ]
     batch = validate_messages(decoded)
     assert batch.index == [0]
     assert [(r.index, r.reason) for r in batch.rejections] == [
-        (1, Reason.EMPTY_MESSAGE),
-        (2, Reason.INVALID_JSON),
-        (3, Reason.INVALID_ENCODING),
+        (1, RejectReason.EMPTY_MESSAGE),
+        (2, RejectReason.INVALID_JSON),
+        (3, RejectReason.INVALID_ENCODING),
     ]
 
 
@@ -211,6 +212,26 @@ def test_prediction_round_trips_with_exactly_the_contract_fields() -> None:
     }
     assert set(prediction["source"]) == {"topic", "partition", "offset"}
     assert isinstance(prediction["is_fraud"], bool)
+
+
+def test_prediction_is_the_scores_prediction_shape_in_its_order() -> None:
+    """The hot path writes a dict; fraud.scores.Prediction is the same shape, for schemas."""
+    encoded = encode_prediction(
+        transaction_id="tx-42",
+        probability=0.25,
+        threshold=0.5,
+        model_name="fraud-detector",
+        model_version="7",
+        scored_at="2024-05-01T12:00:00.000Z",
+        topic="transactions",
+        partition=3,
+        offset=9,
+    )
+    prediction = Prediction.model_validate_json(encoded)  # strict, unknown fields forbidden
+    assert list(json.loads(encoded)) == list(Prediction.model_fields)
+    assert prediction.model_dump(mode="json") == json.loads(encoded)
+    common = {k: v for k, v in json.loads(encoded).items() if k in Score.model_fields}
+    assert common == score_fields("tx-42", 0.25, 0.5, "fraud-detector", "7")
 
 
 def test_probability_survives_encoding_exactly() -> None:
@@ -285,8 +306,8 @@ def test_dead_letter_headers_names_and_values() -> None:
     }
 
 
-@pytest.mark.parametrize("reason", list(Reason))
-def test_dead_letter_error_type_is_the_reason_value(reason: Reason) -> None:
+@pytest.mark.parametrize("reason", list(RejectReason))
+def test_dead_letter_error_type_is_the_reason_value(reason: RejectReason) -> None:
     headers = dict(
         dead_letter_headers(Rejection(0, reason, "why"), topic="t", partition=0, offset=0)
     )

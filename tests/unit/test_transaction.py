@@ -14,8 +14,8 @@ from fraud.transaction import (
     EVENT_TIME_FIELD,
     ID_FIELD,
     MAX_ID_LENGTH,
-    Reason,
     Rejection,
+    RejectReason,
     ValidatedBatch,
     validate_messages,
 )
@@ -54,6 +54,7 @@ def with_changes(changes: dict[str, Any], *, drop: tuple[str, ...] = ()) -> Mess
 def assert_empty_matrix(batch: ValidatedBatch) -> None:
     assert batch.features.shape == (0, len(FEATURE_COLUMNS)) == (0, 29)
     assert batch.features.dtype == np.float32
+    assert batch.submitted.shape == (0, len(FEATURE_COLUMNS))
     assert batch.index == []
     assert batch.transaction_ids == []
 
@@ -137,9 +138,9 @@ def test_unknown_fields_counted_only_on_valid_messages() -> None:
     batch = validate_messages(messages)
     assert batch.index == [0]
     assert [r.reason for r in batch.rejections] == [
-        Reason.WRONG_TYPE,
-        Reason.NEGATIVE_AMOUNT,
-        Reason.NON_FINITE,
+        RejectReason.WRONG_TYPE,
+        RejectReason.NEGATIVE_AMOUNT,
+        RejectReason.NON_FINITE,
     ]
     assert batch.unknown_fields == 1
 
@@ -147,52 +148,57 @@ def test_unknown_fields_counted_only_on_valid_messages() -> None:
 # --- rejections ----------------------------------------------------------------------------------
 
 
-BAD_MESSAGES: dict[str, tuple[Any, Reason]] = {
-    "list": ([1, 2, 3], Reason.NOT_AN_OBJECT),
-    "str": ("a transaction", Reason.NOT_AN_OBJECT),
-    "int": (42, Reason.NOT_AN_OBJECT),
-    "float": (4.2, Reason.NOT_AN_OBJECT),
-    "null": (None, Reason.NOT_AN_OBJECT),
-    "id missing": (with_changes({}, drop=(ID_FIELD,)), Reason.INVALID_TRANSACTION_ID),
-    "id empty": (with_changes({ID_FIELD: ""}), Reason.INVALID_TRANSACTION_ID),
-    "id int": (with_changes({ID_FIELD: 12345}), Reason.INVALID_TRANSACTION_ID),
-    "id null": (with_changes({ID_FIELD: None}), Reason.INVALID_TRANSACTION_ID),
-    "id list": (with_changes({ID_FIELD: ["tx-1"]}), Reason.INVALID_TRANSACTION_ID),
+BAD_MESSAGES: dict[str, tuple[Any, RejectReason]] = {
+    "list": ([1, 2, 3], RejectReason.NOT_AN_OBJECT),
+    "str": ("a transaction", RejectReason.NOT_AN_OBJECT),
+    "int": (42, RejectReason.NOT_AN_OBJECT),
+    "float": (4.2, RejectReason.NOT_AN_OBJECT),
+    "null": (None, RejectReason.NOT_AN_OBJECT),
+    "id missing": (with_changes({}, drop=(ID_FIELD,)), RejectReason.INVALID_TRANSACTION_ID),
+    "id empty": (with_changes({ID_FIELD: ""}), RejectReason.INVALID_TRANSACTION_ID),
+    "id int": (with_changes({ID_FIELD: 12345}), RejectReason.INVALID_TRANSACTION_ID),
+    "id null": (with_changes({ID_FIELD: None}), RejectReason.INVALID_TRANSACTION_ID),
+    "id list": (with_changes({ID_FIELD: ["tx-1"]}), RejectReason.INVALID_TRANSACTION_ID),
     "id too long": (
         with_changes({ID_FIELD: "x" * (MAX_ID_LENGTH + 1)}),
-        Reason.INVALID_TRANSACTION_ID,
+        RejectReason.INVALID_TRANSACTION_ID,
     ),
-    "missing Amount": (with_changes({}, drop=(AMOUNT_COLUMN,)), Reason.MISSING_FIELD),
-    "missing Time": (with_changes({}, drop=(TIME_COLUMN,)), Reason.MISSING_FIELD),
-    "str value": (with_changes({"V4": "1.5"}), Reason.WRONG_TYPE),
-    "bool value": (with_changes({AMOUNT_COLUMN: True}), Reason.WRONG_TYPE),
-    "false value": (with_changes({"V1": False}), Reason.WRONG_TYPE),
-    "None value": (with_changes({"V9": None}), Reason.WRONG_TYPE),
-    "list value": (with_changes({"V28": [1.0]}), Reason.WRONG_TYPE),
-    "dict value": (with_changes({"V2": {"x": 1.0}}), Reason.WRONG_TYPE),
-    "nan": (with_changes({"V5": math.nan}), Reason.NON_FINITE),
-    "inf": (with_changes({"V6": math.inf}), Reason.NON_FINITE),
-    "-inf": (with_changes({"V7": -math.inf}), Reason.NON_FINITE),
-    "nan Time": (with_changes({TIME_COLUMN: math.nan}), Reason.NON_FINITE),
-    "nan Amount": (with_changes({AMOUNT_COLUMN: math.nan}), Reason.NON_FINITE),
-    "beyond float32": (with_changes({"V8": 1e39}), Reason.NON_FINITE),
-    "beyond -float32": (with_changes({"V8": -1e39}), Reason.NON_FINITE),
-    "int beyond float32": (with_changes({"V10": 2**128}), Reason.NON_FINITE),
-    "huge int": (with_changes({"V11": 10**400}), Reason.NON_FINITE),
-    "huge negative int": (with_changes({AMOUNT_COLUMN: -(10**400)}), Reason.NON_FINITE),
-    "negative amount": (with_changes({AMOUNT_COLUMN: -0.01}), Reason.NEGATIVE_AMOUNT),
-    "negative int amount": (with_changes({AMOUNT_COLUMN: -1}), Reason.NEGATIVE_AMOUNT),
+    "missing Amount": (with_changes({}, drop=(AMOUNT_COLUMN,)), RejectReason.MISSING_FIELD),
+    "missing Time": (with_changes({}, drop=(TIME_COLUMN,)), RejectReason.MISSING_FIELD),
+    "str value": (with_changes({"V4": "1.5"}), RejectReason.WRONG_TYPE),
+    "bool value": (with_changes({AMOUNT_COLUMN: True}), RejectReason.WRONG_TYPE),
+    "false value": (with_changes({"V1": False}), RejectReason.WRONG_TYPE),
+    "None value": (with_changes({"V9": None}), RejectReason.WRONG_TYPE),
+    "list value": (with_changes({"V28": [1.0]}), RejectReason.WRONG_TYPE),
+    "dict value": (with_changes({"V2": {"x": 1.0}}), RejectReason.WRONG_TYPE),
+    "nan": (with_changes({"V5": math.nan}), RejectReason.NON_FINITE),
+    "inf": (with_changes({"V6": math.inf}), RejectReason.NON_FINITE),
+    "-inf": (with_changes({"V7": -math.inf}), RejectReason.NON_FINITE),
+    "nan Time": (with_changes({TIME_COLUMN: math.nan}), RejectReason.NON_FINITE),
+    "nan Amount": (with_changes({AMOUNT_COLUMN: math.nan}), RejectReason.NON_FINITE),
+    "beyond float32": (with_changes({"V8": 1e39}), RejectReason.NON_FINITE),
+    "beyond -float32": (with_changes({"V8": -1e39}), RejectReason.NON_FINITE),
+    "int beyond float32": (with_changes({"V10": 2**128}), RejectReason.NON_FINITE),
+    "huge int": (with_changes({"V11": 10**400}), RejectReason.NON_FINITE),
+    "huge negative int": (with_changes({AMOUNT_COLUMN: -(10**400)}), RejectReason.NON_FINITE),
+    "negative amount": (with_changes({AMOUNT_COLUMN: -0.01}), RejectReason.NEGATIVE_AMOUNT),
+    "negative int amount": (with_changes({AMOUNT_COLUMN: -1}), RejectReason.NEGATIVE_AMOUNT),
+    "negative Time": (with_changes({TIME_COLUMN: -0.5}), RejectReason.NEGATIVE_TIME),
+    "negative int Time": (with_changes({TIME_COLUMN: -1}), RejectReason.NEGATIVE_TIME),
+    "Time as string": (with_changes({TIME_COLUMN: "406"}), RejectReason.WRONG_TYPE),
+    "Time null": (with_changes({TIME_COLUMN: None}), RejectReason.WRONG_TYPE),
+    "inf Time": (with_changes({TIME_COLUMN: math.inf}), RejectReason.NON_FINITE),
     "event_time not iso": (
         with_changes({EVENT_TIME_FIELD: "yesterday at noon"}),
-        Reason.INVALID_EVENT_TIME,
+        RejectReason.INVALID_EVENT_TIME,
     ),
     "event_time number": (
         with_changes({EVENT_TIME_FIELD: 1_714_564_800}),
-        Reason.INVALID_EVENT_TIME,
+        RejectReason.INVALID_EVENT_TIME,
     ),
     "event_time list": (
         with_changes({EVENT_TIME_FIELD: ["2024-05-01"]}),
-        Reason.INVALID_EVENT_TIME,
+        RejectReason.INVALID_EVENT_TIME,
     ),
 }
 
@@ -216,7 +222,7 @@ def test_each_rejection_points_at_its_batch_position(case: str) -> None:
 def test_missing_field_message_names_every_missing_field() -> None:
     message = with_changes({}, drop=("V3", "V17", AMOUNT_COLUMN))
     (rejection,) = validate_messages([message]).rejections
-    assert rejection.reason is Reason.MISSING_FIELD
+    assert rejection.reason is RejectReason.MISSING_FIELD
     for name in ("V3", "V17", AMOUNT_COLUMN):
         assert name in rejection.message
     present = [c for c in TRANSACTION_COLUMNS if c not in ("V3", "V17", AMOUNT_COLUMN)]
@@ -226,14 +232,14 @@ def test_missing_field_message_names_every_missing_field() -> None:
 
 def test_wrong_type_message_names_the_field() -> None:
     (rejection,) = validate_messages([with_changes({"V21": "abc"})]).rejections
-    assert rejection.reason is Reason.WRONG_TYPE
+    assert rejection.reason is RejectReason.WRONG_TYPE
     assert "'V21'" in rejection.message
 
 
 def test_non_finite_message_names_every_bad_field() -> None:
     message = with_changes({"V2": math.nan, "V14": math.inf, AMOUNT_COLUMN: 1e39})
     (rejection,) = validate_messages([message]).rejections
-    assert rejection.reason is Reason.NON_FINITE
+    assert rejection.reason is RejectReason.NON_FINITE
     for name in ("V2", "V14", AMOUNT_COLUMN):
         assert name in rejection.message
     assert "V1," not in rejection.message and "V3" not in rejection.message
@@ -242,17 +248,46 @@ def test_non_finite_message_names_every_bad_field() -> None:
 def test_non_finite_wins_over_negative_amount() -> None:
     message = with_changes({"V2": math.nan, AMOUNT_COLUMN: -3.0})
     (rejection,) = validate_messages([message]).rejections
-    assert rejection.reason is Reason.NON_FINITE
+    assert rejection.reason is RejectReason.NON_FINITE
+
+
+def test_negative_time_names_time_without_its_value() -> None:
+    (rejection,) = validate_messages([with_changes({TIME_COLUMN: -406.25})]).rejections
+    assert rejection.reason is RejectReason.NEGATIVE_TIME
+    assert rejection.message == f"'{TIME_COLUMN}' must be at least 0"
+
+
+def test_negative_amount_wins_over_negative_time() -> None:
+    """A message rejected before Time had a lower bound keeps its error.type."""
+    message = with_changes({TIME_COLUMN: -1.0, AMOUNT_COLUMN: -3.0})
+    (rejection,) = validate_messages([message]).rejections
+    assert rejection.reason is RejectReason.NEGATIVE_AMOUNT
+
+
+def test_zero_time_is_valid() -> None:
+    batch = validate_messages([with_changes({TIME_COLUMN: 0}), with_changes({TIME_COLUMN: 0.0})])
+    assert batch.rejections == []
+    assert batch.index == [0, 1]
+
+
+def test_submitted_keeps_the_float64_values_of_the_features() -> None:
+    message = with_changes({"V1": 0.1, AMOUNT_COLUMN: 149.62, "V2": 3})
+    batch = validate_messages([message])
+    expected = np.array([[message[c] for c in FEATURE_COLUMNS]], dtype=np.float64)
+    assert batch.submitted.dtype == np.float64
+    np.testing.assert_array_equal(batch.submitted, expected)
+    assert batch.submitted[0, FEATURE_COLUMNS.index("V1")] == 0.1  # not float32's 0.10000000149
+    np.testing.assert_array_equal(batch.features, expected.astype(np.float32))
 
 
 def test_a_decoder_rejection_is_kept_at_its_position() -> None:
     good = valid_messages(3)
-    decoded = Rejection(-1, Reason.INVALID_JSON, "not valid JSON: Expecting value at line 1")
-    empty = Rejection(-1, Reason.EMPTY_MESSAGE, "the message has no value")
+    decoded = Rejection(-1, RejectReason.INVALID_JSON, "not valid JSON: Expecting value at line 1")
+    empty = Rejection(-1, RejectReason.EMPTY_MESSAGE, "the message has no value")
     batch = validate_messages([good[0], decoded, good[1], empty, good[2]])
     assert batch.rejections == [
-        Rejection(1, Reason.INVALID_JSON, decoded.message),
-        Rejection(3, Reason.EMPTY_MESSAGE, empty.message),
+        Rejection(1, RejectReason.INVALID_JSON, decoded.message),
+        Rejection(3, RejectReason.EMPTY_MESSAGE, empty.message),
     ]
     assert batch.index == [0, 2, 4]
     np.testing.assert_array_equal(batch.features, expected_features(good))
@@ -266,7 +301,7 @@ def test_empty_batch_gives_an_empty_float32_matrix() -> None:
 
 
 def test_all_invalid_batch_gives_an_empty_float32_matrix() -> None:
-    per_message = [None, with_changes({"V1": "x"}), Rejection(-1, Reason.INVALID_JSON, "bad")]
+    per_message = [None, with_changes({"V1": "x"}), Rejection(-1, RejectReason.INVALID_JSON, "bad")]
     batch = validate_messages(per_message)
     assert_empty_matrix(batch)
     assert [r.index for r in batch.rejections] == [0, 1, 2]
@@ -275,8 +310,8 @@ def test_all_invalid_batch_gives_an_empty_float32_matrix() -> None:
     batch = validate_messages(in_range_check)
     assert_empty_matrix(batch)
     assert [(r.index, r.reason) for r in batch.rejections] == [
-        (0, Reason.NEGATIVE_AMOUNT),
-        (1, Reason.NON_FINITE),
+        (0, RejectReason.NEGATIVE_AMOUNT),
+        (1, RejectReason.NON_FINITE),
     ]
 
 
@@ -307,6 +342,7 @@ LEAKY_MESSAGES: list[tuple[Any, tuple[str, ...]]] = [
     (with_changes({AMOUNT_COLUMN: SECRET}), (SECRET,)),
     (with_changes({"V3": [SECRET]}), (SECRET,)),
     (with_changes({AMOUNT_COLUMN: -SECRET_NUMBER}), ("987654", "9.87654")),
+    (with_changes({TIME_COLUMN: -SECRET_NUMBER}), ("987654", "9.87654")),
     (with_changes({"V3": SECRET_NUMBER * 1e33}), ("987654", "9.87654")),
     (with_changes({"V3": 987654321 * 10**400}), ("987654321",)),
     (with_changes({EVENT_TIME_FIELD: f"{SECRET} 2024"}), (SECRET,)),
@@ -329,8 +365,8 @@ def test_no_rejection_message_contains_the_submitted_value() -> None:
 # --- property: every position is accounted for exactly once --------------------------------------
 
 
-def _random_message(rng: random.Random, good: Message) -> tuple[Any, Reason | None]:
-    kind = rng.randrange(12)
+def _random_message(rng: random.Random, good: Message) -> tuple[Any, RejectReason | None]:
+    kind = rng.randrange(13)
     message = dict(good)
     column = rng.choice(TRANSACTION_COLUMNS)
     if kind < 4:
@@ -338,33 +374,36 @@ def _random_message(rng: random.Random, good: Message) -> tuple[Any, Reason | No
             message["extra"] = rng.random()
         return message, None
     if kind == 4:
-        return rng.choice([None, [], "x", 1.5, 7]), Reason.NOT_AN_OBJECT
+        return rng.choice([None, [], "x", 1.5, 7]), RejectReason.NOT_AN_OBJECT
     if kind == 5:
         message[ID_FIELD] = rng.choice(["", None, 3, "y" * (MAX_ID_LENGTH + 1)])
-        return message, Reason.INVALID_TRANSACTION_ID
+        return message, RejectReason.INVALID_TRANSACTION_ID
     if kind == 6:
         del message[column]
-        return message, Reason.MISSING_FIELD
+        return message, RejectReason.MISSING_FIELD
     if kind == 7:
         message[column] = rng.choice(["1.0", True, None, [1.0]])
-        return message, Reason.WRONG_TYPE
+        return message, RejectReason.WRONG_TYPE
     if kind == 8:
         message[column] = rng.choice([math.nan, math.inf, -math.inf, 1e39, 10**400])
-        return message, Reason.NON_FINITE
+        return message, RejectReason.NON_FINITE
     if kind == 9:
         message[AMOUNT_COLUMN] = -rng.uniform(0.001, 1_000.0)
-        return message, Reason.NEGATIVE_AMOUNT
+        return message, RejectReason.NEGATIVE_AMOUNT
     if kind == 10:
         message[EVENT_TIME_FIELD] = rng.choice(["not a time", 12, "2024-13-45"])
-        return message, Reason.INVALID_EVENT_TIME
-    return Rejection(-1, Reason.INVALID_JSON, "not valid JSON"), Reason.INVALID_JSON
+        return message, RejectReason.INVALID_EVENT_TIME
+    if kind == 11:
+        message[TIME_COLUMN] = -rng.uniform(0.001, 1_000.0)
+        return message, RejectReason.NEGATIVE_TIME
+    return Rejection(-1, RejectReason.INVALID_JSON, "not valid JSON"), RejectReason.INVALID_JSON
 
 
 def test_random_mixed_batch_accounts_for_every_position_once() -> None:
     rng = random.Random(20240501)
     pool = valid_messages(200, seed=11)
     messages: list[Any] = []
-    expected: list[Reason | None] = []
+    expected: list[RejectReason | None] = []
     for i in range(1_000):
         good = {**pool[i % len(pool)], ID_FIELD: f"tx-{i}"}
         message, reason = _random_message(rng, good)

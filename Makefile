@@ -6,12 +6,16 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
+VEGETA_VERSION := v12.13.0
+VEGETA := .tools/vegeta-$(VEGETA_VERSION)/vegeta
+GO ?= go
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # Java 17 runs the Kafka broker; Maven fetches its jars once (see kafka-jars); wrk loads the API
-# in `make bench-api`; prometheus brings promtool, which checks the config and alert rules.
+# in `make bench-api`; prometheus brings promtool, which checks the config and alert rules,
+# and the server that runs every dashboard query against the real scorer and API.
 DEBIAN_PACKAGES := git openjdk-17-jre-headless maven wrk prometheus
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -81,8 +85,14 @@ bench-train: install ## time the full pipeline (fetch excluded) on the real data
 bench-stream: install kafka-jars ## scorer drain rate, latency and the old consumer, own broker
 	$(BIN)/python -m benchmarks.bench_stream
 
-bench-api: install system-deps ## REST API: single-row and batch throughput and latency (wrk)
-	$(BIN)/python -m benchmarks.bench_api
+bench-api: install system-deps $(VEGETA) ## REST API: saturation (wrk), fixed rates (vegeta), batches
+	$(BIN)/python -m benchmarks.bench_api --vegeta $(VEGETA)
+
+# vegeta, the open-loop load generator of bench-api, built with Go from the module proxy into
+# .tools/ (a folder per version, so changing VEGETA_VERSION builds the new one).
+$(VEGETA):
+	@command -v $(GO) >/dev/null || { echo "bench-api needs Go >= 1.22 to build vegeta"; exit 1; }
+	GOBIN=$(CURDIR)/$(@D) GOFLAGS=-buildvcs=false $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
 
 mlflow-ui: install ## MLflow UI on http://127.0.0.1:5000 over the project's store
 	$(BIN)/fraud mlflow

@@ -8,7 +8,7 @@ per-value `observe()` would cost more than scoring them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -164,13 +164,33 @@ class ScorerMetrics(ModelMetrics):
             LATENCY_BUCKETS,
         )
         r.register(self.end_to_end_latency)
+        # One series per input partition this scorer owns: partitions are few and fixed, and
+        # a lag that piles up on one partition (a hot key, a stuck member) shows only this way.
         self.consumer_lag = Gauge(
-            "fraud_consumer_lag", "Messages behind the end of the input topic.", registry=r
-        )
+            "fraud_consumer_lag", "Messages behind the end of the input topic, per partition.",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self._lag_partitions: set[str] = set()
+        self._lag_lock = threading.Lock()
         self.send_failures = Counter(
             "fraud_send_failures", "Batches whose outputs the broker did not acknowledge.",
             registry=r,
         )  # fmt: skip
+
+    def show_lag(self, lag: Callable[[], Mapping[int, int]]) -> None:
+        """Show the lag of the partitions owned now (`lag()`: partition → messages behind) and
+        drop the series of partitions no longer owned, whose lag is their new owner's to report.
+
+        The scoring thread and the consumer's rebalance callbacks both call this: `lag` is read
+        under the lock, so the series left are those of the latest reading.
+        """
+        with self._lag_lock:
+            now = {str(partition): behind for partition, behind in lag().items()}
+            for partition in self._lag_partitions - now.keys():
+                self.consumer_lag.remove(partition)
+            for partition, behind in now.items():
+                self.consumer_lag.labels(partition=partition).set(behind)
+            self._lag_partitions = set(now)
 
 
 class ApiMetrics(ModelMetrics):

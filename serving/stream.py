@@ -126,6 +126,7 @@ class StreamScorer:
         log.warning("the group rebalance has not completed; leaving and joining again")
         self._close()
         self.offsets.reset()
+        self.show_lag()
         self.consumer = self.producer = None
         self._unstable_since = None
         return self._connect_until_up()
@@ -334,7 +335,12 @@ class StreamScorer:
     def _update_lag(self, batch: Batch) -> None:
         assert self.consumer is not None
         high_waters = {p: self.consumer.highwater(TopicPartition(*p)) for p in batch.next}
-        self.metrics.consumer_lag.set(self.offsets.record_lag(batch, high_waters))
+        self.offsets.record_lag(batch, high_waters)
+        self.show_lag()
+
+    def show_lag(self) -> None:
+        """Put the lag per owned partition (one input topic) on the consumer-lag gauge."""
+        self.metrics.show_lag(lambda: {p.partition: n for p, n in self.offsets.lag.items()})
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -412,6 +418,7 @@ class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # Never commit them again: their next owner (maybe this member) resumes from the group's
         # committed offset, which another member may have moved further by then.
         self.scorer.offsets.revoke(_partition(tp) for tp in revoked)
+        self.scorer.show_lag()
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))

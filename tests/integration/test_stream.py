@@ -181,7 +181,11 @@ def test_every_offset_yields_one_prediction_or_one_dead_letter(
     assert scorer.metric("fraud_dead_letters_total", 'reason="non_finite"') == sum(
         1 for r in malformed if r.expected == "non_finite"
     )
-    assert scorer.metric("fraud_consumer_lag") == 0
+    # Drained: one lag series per input partition, each at 0.
+    lag = {
+        s.labels["partition"]: s.value for s in scorer.samples() if s.name == "fraud_consumer_lag"
+    }
+    assert lag == {str(p): 0 for p in range(int(env["FRAUD_TOPIC_PARTITIONS"]))}
     assert (
         scorer.metric("fraud_model_info", 'alias="Production",name="fraud-detector",version="1"')
         == 1

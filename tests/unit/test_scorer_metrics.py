@@ -140,6 +140,7 @@ def test_scorer_metrics_registers_every_design_metric() -> None:
     metrics.dead_letters.labels(reason="invalid_json").inc()
     metrics.model_reloads.labels(result="loaded").inc()
     metrics.show_model("fraud-detector", "3", "Production")
+    metrics.show_lag(lambda: {0: 5})
     names = exposed_names(metrics.registry)
     missing = [name for name in DESIGN_METRIC_NAMES if name not in names]
     assert missing == []
@@ -188,6 +189,29 @@ def test_show_model_leaves_exactly_one_model_info_series() -> None:
     assert [(s.labels, s.value) for s in family.samples] == [
         ({"name": "fraud-detector", "version": "5", "alias": "challenger"}, 1.0)
     ]
+
+
+def lag_series(metrics: ScorerMetrics) -> dict[str, float]:
+    return {
+        sample.labels["partition"]: sample.value
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        if family.name == "fraud_consumer_lag"
+        for sample in family.samples
+    }
+
+
+def test_consumer_lag_has_one_series_per_owned_partition() -> None:
+    metrics = ScorerMetrics()
+    assert lag_series(metrics) == {}  # nothing owned, nothing shown
+    metrics.show_lag(lambda: {0: 12, 1: 0, 2: 7})
+    assert lag_series(metrics) == {"0": 12.0, "1": 0.0, "2": 7.0}
+    # Partition 1 handed to another scorer: its series goes, the new owner reports it.
+    metrics.show_lag(lambda: {0: 3, 2: 7})
+    assert lag_series(metrics) == {"0": 3.0, "2": 7.0}
+    metrics.show_lag(dict)  # the member rejoins the group: it owns nothing until assigned
+    assert lag_series(metrics) == {}
+    metrics.show_lag(lambda: {1: 4})
+    assert lag_series(metrics) == {"1": 4.0}
 
 
 # --- multiprocess mode ---------------------------------------------------------------------------

@@ -210,6 +210,7 @@ def score(
     ] = None,
 ) -> None:
     """Score the transactions topic with the Production model until SIGTERM/SIGINT."""
+    from serving.metrics_server import MetricsPortError
     from serving.stream import serve
 
     try:
@@ -227,7 +228,11 @@ def score(
         raise _settings_error(exc) from None
     _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
-    raise typer.Exit(code=serve(settings, holder_settings))
+    try:
+        code = serve(settings, holder_settings)
+    except MetricsPortError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code=code)
 
 
 @app.command()
@@ -326,12 +331,14 @@ def replay(
     seed: Annotated[int, typer.Option(help="Seed choosing which messages are malformed.")] = 0,
 ) -> None:
     """Send transactions to the transactions topic with stable ids (tx-<file>-<n>)."""
+    from kafka.errors import KafkaError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from serving.replay import ReplayError, load_rows
     from serving.replay import replay as send_rows
 
     settings = _kafka_settings()
+    _quiet_kafka_client()
     try:
         total = limit or len(load_rows(source))
         with Progress(
@@ -345,6 +352,8 @@ def replay(
             )  # fmt: skip
     except ReplayError as exc:
         raise _fail(str(exc)) from None
+    except KafkaError as exc:
+        raise _kafka_unreachable(settings, exc) from None
     malformed = sum(summary.malformed.values())
     console.print(
         f"sent {summary.sent} messages to {settings.topic_transactions} in "
@@ -374,13 +383,32 @@ def tail(
     ] = None,
 ) -> None:
     """Print a topic's records as they arrive (dead letters with their error headers)."""
+    from kafka.errors import KafkaError
+
     from serving.tail import tail as follow_topic
 
     settings = _kafka_settings()
-    follow_topic(
-        topic, settings, lambda line: print(line, flush=True), from_beginning=from_beginning,
-        max_messages=max_messages, idle_timeout=idle_timeout,
-    )  # fmt: skip
+    _quiet_kafka_client()
+    try:
+        follow_topic(
+            topic, settings, lambda line: print(line, flush=True), from_beginning=from_beginning,
+            max_messages=max_messages, idle_timeout=idle_timeout,
+        )  # fmt: skip
+    except KafkaError as exc:
+        raise _kafka_unreachable(settings, exc) from None
+
+
+def _quiet_kafka_client() -> None:
+    """The one-shot tools report a broker they cannot reach in one line of their own; the
+    client's retry log (tens of lines while it tries) would only bury it."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def _kafka_unreachable(settings: KafkaSettings, exc: Exception) -> typer.Exit:
+    return _fail(
+        f"cannot use Kafka at {settings.kafka_bootstrap} ({exc}); is the "
+        "broker running (`fraud kafka start`), and is FRAUD_KAFKA_BOOTSTRAP right?"
+    )
 
 
 if __name__ == "__main__":

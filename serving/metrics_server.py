@@ -10,6 +10,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 
+class MetricsPortError(RuntimeError):
+    """The metrics port cannot be listened on; the message names the setting to change."""
+
+
 class MetricsServer:
     """/metrics, /health and /ready on one port, in a daemon thread."""
 
@@ -43,7 +47,14 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 return  # scrapes every few seconds would drown the scorer's own log
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"cannot listen on {host}:{port} for /metrics ({exc.strerror or exc}); another "
+                "process has the port: set FRAUD_SCORER_METRICS_PORT (or --metrics-port) to a "
+                "free one, 0 for any"
+            ) from None
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

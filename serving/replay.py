@@ -21,9 +21,8 @@ from kafka import KafkaProducer
 
 from fraud.schema import TRANSACTION_COLUMNS
 from fraud.transaction import RejectReason
+from infra.paths import TEST_SPLIT_FILE
 from infra.settings import KafkaSettings
-
-DEFAULT_SOURCE = Path("data/processed/test.parquet")
 
 
 class ReplayError(RuntimeError):
@@ -35,22 +34,28 @@ def load_rows(path: Path) -> list[list[float]]:
     if not path.is_file():
         hint = (
             " Run `dvc repro prepare` (or `make demo`) to create the test split."
-            if path == DEFAULT_SOURCE
+            if path == TEST_SPLIT_FILE
             else ""
         )
         raise ReplayError(f"{path} does not exist.{hint}")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path)
-    else:
+    if path.suffix not in (".csv", ".parquet"):
         raise ReplayError(f"{path} is neither .csv nor .parquet.")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ReplayError(f"{path} is empty: no header, no rows.") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        raise ReplayError(f"{path} cannot be read as {path.suffix[1:]}: {exc}") from None
     missing = [c for c in TRANSACTION_COLUMNS if c not in frame.columns]
     if missing:
         raise ReplayError(f"{path} lacks the dataset's column(s) {missing}.")
     if frame.empty:
         raise ReplayError(f"{path} has no rows.")
-    rows: list[list[float]] = frame[list(TRANSACTION_COLUMNS)].to_numpy(float).tolist()
+    columns = frame[list(TRANSACTION_COLUMNS)]
+    not_numbers = [c for c in TRANSACTION_COLUMNS if not pd.api.types.is_numeric_dtype(columns[c])]
+    if not_numbers:  # named, never quoted: the values are card data
+        raise ReplayError(f"{path} has values that are not numbers in column(s) {not_numbers}.")
+    rows: list[list[float]] = columns.to_numpy(float).tolist()
     return rows
 
 

@@ -376,7 +376,17 @@ class StreamScorer:
         failing_since: float | None = None
         try:
             while not self.stop_event.is_set():
-                polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
+                try:
+                    polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
+                except KafkaError as exc:
+                    # While the broker is away, kafka-python can raise a connection or
+                    # coordinator error out of poll. Nothing was consumed, and the client
+                    # reconnects by itself: poll again after a pause (a member that never gets
+                    # back into its group is replaced below, like a stalled rebalance).
+                    log.warning("polling Kafka failed (%s); polling again", exc)
+                    if self.stop_event.wait(1.0):
+                        break
+                    polled = {}
                 records = [record for batch in polled.values() for record in batch]
                 if not records:
                     if self._stuck_rebalancing() and not self._rejoin():

@@ -58,6 +58,21 @@ class EvaluateParams(_Section):
     seed: int = 0
 
 
+class BaselineParams(_Section):
+    window_size: int = Field(gt=0, description="Transactions per drift window (the monitor's N).")
+    run_every: int = Field(gt=0, description="New transactions between windows (the monitor's M).")
+    margin: float = Field(ge=1, description="Threshold = margin × the largest normal value.")
+    out_of_range_floor: float = Field(ge=0, le=1)
+    top_value_floor: float = Field(ge=0, le=1)
+    alert_rate_factor: float = Field(
+        ge=1, description="The alert-rate threshold is at least this × the expected rate."
+    )
+    drift_share: float = Field(gt=0, le=1)
+    severity: float = Field(ge=1)
+    min_alert_volume: int = Field(ge=0)
+    seed: int = 0
+
+
 class RegisterParams(_Section):
     min_auprc: float = Field(ge=0, le=1)
     min_roc_auc: float = Field(ge=0, le=1)
@@ -74,6 +89,7 @@ class Params(_Section):
     prepare: PrepareParams
     train: TrainParams
     evaluate: EvaluateParams
+    baseline: BaselineParams
     # `register` would shadow BaseModel.register (from ABC), hence the alias.
     registration: RegisterParams = Field(validation_alias="register")
     mlflow: MlflowParams

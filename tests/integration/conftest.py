@@ -25,6 +25,7 @@ PROJECT_FILES = (
     "infra",
     "pipelines",
     "serving",
+    "monitoring",  # the baseline stage runs monitoring.drift
     "notebooks",
     "dvc.yaml",
     "params.yaml",

@@ -85,9 +85,10 @@ def build_registry(workdir: Path, template: Path) -> RegistryServer:
         repo,
         {
             "fetch": {"source": str(incoming), "sha256": sha},
-            "prepare": {"reference_rows": 300},
+            "prepare": {"reference_rows": 1_000},
             "train": SMALL_TRAINING,
             "evaluate": {"bootstrap_samples": 50},
+            "baseline": {"window_size": 200, "run_every": 100, "min_alert_volume": 100},
             "register": {"min_auprc": 0.0, "min_roc_auc": 0.0, "min_recall_at_p90": 0.0},
         },
     )

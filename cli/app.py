@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cli.drift import drift
 from cli.kafka import kafka_app
 from infra.paths import TEST_SPLIT_FILE, project_root
 from infra.registry import RegistryError, list_versions, set_alias
@@ -25,6 +26,7 @@ from infra.settings import (
     ApiSettings,
     KafkaSettings,
     ModelSettings,
+    MonitorSettings,
     ScorerSettings,
     TrackingSettings,
 )
@@ -35,6 +37,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka_app, name="kafka")
+app.command()(drift)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -210,7 +213,7 @@ def score(
     ] = None,
 ) -> None:
     """Score the transactions topic with the Production model until SIGTERM/SIGINT."""
-    from serving.metrics_server import MetricsPortError
+    from infra.metrics_server import MetricsPortError
     from serving.stream import serve
 
     try:
@@ -230,6 +233,67 @@ def score(
     _log_to_stderr()
     try:
         code = serve(settings, holder_settings)
+    except MetricsPortError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def monitor(
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (FRAUD_MONITOR_GROUP_ID, fraud-monitor).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of /metrics, /ready, /report and /v1/drift; 0 picks a free one "
+            "(FRAUD_MONITOR_METRICS_PORT, 8002)."
+        ),
+    ] = None,
+    window_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Transactions per window (FRAUD_MONITOR_WINDOW_SIZE; default: the size the "
+            "baseline was calibrated for, the only one its thresholds hold for)."
+        ),
+    ] = None,
+    run_every: Annotated[
+        int | None,
+        typer.Option(
+            help="New transactions between drift runs (FRAUD_MONITOR_RUN_EVERY; default: the "
+            "baseline's)."
+        ),
+    ] = None,
+    run_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds after which a run happens anyway when rows arrived "
+            "(FRAUD_MONITOR_RUN_SECONDS, 30)."
+        ),
+    ] = None,
+) -> None:
+    """Watch transactions and predictions for drift against the Production version's baseline
+    until SIGTERM/SIGINT: gauges on /metrics, the latest report on /report and /v1/drift."""
+    from infra.metrics_server import MetricsPortError
+    from monitoring.monitor import serve
+
+    try:
+        settings = MonitorSettings(
+            **_given(
+                monitor_group_id=group,
+                monitor_metrics_port=metrics_port,
+                monitor_window_size=window_size,
+                monitor_run_every=run_every,
+                monitor_run_seconds=run_seconds,
+            )
+        )
+        model_settings = ModelSettings()
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
+    _log_to_stderr()
+    try:
+        code = serve(settings, model_settings)
     except MetricsPortError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code=code)

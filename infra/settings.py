@@ -147,6 +147,47 @@ class ScorerSettings(KafkaSettings):
     scorer_instance: str = "0"
 
 
+class MonitorSettings(KafkaSettings):
+    """FRAUD_MONITOR_* settings of `fraud monitor`, plus the broker and topics of KafkaSettings;
+    which model version's baseline it follows comes from ModelSettings (FRAUD_MODEL_*)."""
+
+    monitor_group_id: str = Field("fraud-monitor", min_length=1)
+    # Rows in the sliding windows (N) and new transactions between runs (M). Unset (the
+    # default): the values the loaded baseline was calibrated for (10,000 and 2,500 from
+    # params.yaml), the only ones its thresholds are valid for.
+    monitor_window_size: int | None = Field(None, ge=1)
+    monitor_run_every: int | None = Field(None, ge=1)
+    # A run also happens after this long when at least one transaction arrived (T): a slow
+    # stream still gets fresh figures. One run of 10,000 rows costs ~2 s of one core.
+    monitor_run_seconds: float = Field(30.0, gt=0)
+    # Predictions the alert-rate signal needs in the window; unset: the baseline's rule.
+    monitor_min_alert_volume: int | None = Field(None, ge=1)
+    monitor_metrics_host: str = "127.0.0.1"
+    monitor_metrics_port: int = Field(8002, ge=0, le=65535)  # 0: any free port
+    # Where the reports of windows that raised drift go (relative to the project root), and
+    # how many of them are kept (0: none written).
+    monitor_reports_dir: Path = Path("reports/drift")
+    monitor_reports_keep: int = Field(20, ge=0)
+    # Added to the process's nice value at start: the drift runs yield the CPU to the scorer.
+    monitor_nice: int = Field(10, ge=0, le=19)
+    monitor_poll_timeout_ms: int = Field(200, ge=1)
+    monitor_max_poll_records: int = Field(2000, ge=1)
+    # Longer than the scorer's: at nice 10 beside a busy scorer, the monitor's heartbeats can be
+    # late without it being gone. The broker accepts 6,000 to 1,800,000.
+    monitor_session_timeout_ms: int = Field(30_000, ge=6_000)
+
+    @field_validator(
+        "monitor_window_size", "monitor_run_every", "monitor_min_alert_volume", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def reports_dir(self) -> Path:
+        return (project_root() / self.monitor_reports_dir).resolve()
+
+
 class ApiSettings(FraudSettings):
     """FRAUD_API_HOST, FRAUD_API_PORT, FRAUD_API_WORKERS, FRAUD_API_MAX_BATCH,
     FRAUD_API_MAX_BODY_BYTES, FRAUD_API_KEY, FRAUD_API_SCORING_THREADS, and

@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import MemberState, OffsetAndMetadata
+from kafka.structs import OffsetAndMetadata
 from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
+from infra.kafka_group import RebalanceWatch
+from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, ScorerSettings
 from serving.instruments import ScorerMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
-from serving.metrics_server import MetricsServer
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.offsets import Batch, OffsetTracker, Partition
 
@@ -63,7 +64,8 @@ class StreamScorer:
         # Acknowledged offsets are committed asynchronously after each batch and synchronously
         # when the scorer stops.
         self.offsets = OffsetTracker()
-        self._unstable_since: float | None = None
+        # A member out of a stable group for 3 session timeouts leaves and joins again.
+        self.rebalance = RebalanceWatch(3 * settings.scorer_session_timeout_ms / 1000)
         self.producer: KafkaProducer | None = None
 
     # -- Kafka clients -------------------------------------------------------------------------
@@ -107,20 +109,6 @@ class StreamScorer:
         if s.scorer_exactly_once:
             self.producer.init_transactions()
 
-    def _stuck_rebalancing(self) -> bool:
-        """True once the member has been out of a stable group for 3 session timeouts.
-
-        kafka-python 3.0 can leave a member in a rebalance that never completes (assigned, then
-        revoked, never reassigned); a member that is stable without partitions is just idle.
-        """
-        assert self.consumer is not None
-        if self.consumer.group_metadata().state == MemberState.STABLE:
-            self._unstable_since = None
-            return False
-        now = time.monotonic()
-        self._unstable_since = self._unstable_since or now
-        return now - self._unstable_since > 3 * self.settings.scorer_session_timeout_ms / 1000
-
     def _rejoin(self) -> bool:
         """Replace the consumer and producer with new ones that join the group afresh."""
         log.warning("the group rebalance has not completed; leaving and joining again")
@@ -128,7 +116,7 @@ class StreamScorer:
         self.offsets.reset()
         self.show_lag()
         self.consumer = self.producer = None
-        self._unstable_since = None
+        self.rebalance.reset()
         return self._connect_until_up()
 
     def _connect_until_up(self) -> bool:
@@ -389,7 +377,7 @@ class StreamScorer:
                     polled = {}
                 records = [record for batch in polled.values() for record in batch]
                 if not records:
-                    if self._stuck_rebalancing() and not self._rejoin():
+                    if self.rebalance.stuck(self.consumer) and not self._rejoin():
                         break
                     continue
                 try:
@@ -460,7 +448,7 @@ def serve(settings: ScorerSettings, holder_settings: ModelSettings) -> int:
     _install_signal_handlers(scorer.stop_event)
     server = MetricsServer(
         metrics.registry, lambda: holder.ready, settings.scorer_metrics_host,
-        settings.scorer_metrics_port,
+        settings.scorer_metrics_port, port_variable="FRAUD_SCORER_METRICS_PORT",
     )  # fmt: skip
     server.start()
     log.info(

@@ -1,7 +1,7 @@
 """What the integration tests and the benchmarks share: the services they start (`fraud score`,
-`fraud api`, `fraud mlflow`, each in its own process group), free ports, /metrics samples, Kafka
-topics and brokers; then, for the benchmarks, process CPU and memory, percentiles, the model
-under test and the JSON report."""
+`fraud api`, `fraud monitor`, `fraud mlflow`, each in its own process group), free ports,
+/metrics samples, Kafka topics and brokers; then, for the benchmarks, process CPU and memory,
+percentiles, the model under test and the JSON report."""
 
 from __future__ import annotations
 
@@ -239,6 +239,27 @@ class ApiServer(Service):
         port = free_port()
         command = [FRAUD, "api", "--host", "127.0.0.1", "--port", str(port), *args]
         super().__init__(command, env, log_path, port, cwd)
+
+
+class Monitor(Service):
+    """`fraud monitor` with its /metrics, /ready, /report and /v1/drift on a free port."""
+
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, args: Sequence[str] = (), cwd: Path = ROOT
+    ) -> None:
+        port = free_port()
+        command = [FRAUD, "monitor", "--metrics-port", str(port), *args]
+        super().__init__(command, env, log_path, port, cwd)
+
+    def drift(self) -> dict[str, Any] | None:
+        """The latest run's summary (/v1/drift), None before the first run."""
+        status, body = self.get("/v1/drift")
+        if status == 404:
+            return None
+        if status != 200:
+            raise HarnessError(f"{self.url}/v1/drift of {self.name} answered {status or 'nothing'}")
+        summary: dict[str, Any] = json.loads(body)
+        return summary
 
 
 def mlflow_server(env: Mapping[str, str], log_path: Path, port: int, cwd: Path) -> Service:

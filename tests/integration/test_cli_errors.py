@@ -69,3 +69,16 @@ def test_score_with_its_metrics_port_taken(tmp_path: Path) -> None:
         [(code, output)] = run_all([["fraud", "score", "--metrics-port", str(port)]], env, tmp_path)
     assert code == 1, output
     assert_one_line_error(output, f"127.0.0.1:{port}", "FRAUD_SCORER_METRICS_PORT")
+
+
+def test_monitor_with_its_metrics_port_taken(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = clean_env(tmp_path / "home")
+        [(code, output)] = run_all(
+            [["fraud", "monitor", "--metrics-port", str(port)]], env, tmp_path
+        )
+    assert code == 1, output
+    assert_one_line_error(output, f"127.0.0.1:{port}", "FRAUD_MONITOR_METRICS_PORT")

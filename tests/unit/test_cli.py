@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 
-COMMANDS = ["models", "promote", "mlflow", "score", "api", "replay", "tail", "kafka"]
+COMMANDS = ["models", "promote", "mlflow", "score", "monitor", "api", "replay", "tail", "kafka"]
 
 
 def test_top_level_help_lists_every_command() -> None:

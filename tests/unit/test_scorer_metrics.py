@@ -1,12 +1,10 @@
-"""serving.instruments and serving.metrics_server: the batch histogram, the scorer's metric names,
-multiprocess mode and the scorer's metrics endpoint."""
+"""serving.instruments: the batch histogram, the scorer's metric names and multiprocess mode
+(the metrics endpoint itself: test_metrics_server.py)."""
 
 from __future__ import annotations
 
 import random
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,6 @@ from serving.instruments import (
     BatchHistogram,
     ScorerMetrics,
 )
-from serving.metrics_server import MetricsServer
 
 DESIGN_METRIC_NAMES = [
     "fraud_transactions_consumed_total",
@@ -232,71 +229,3 @@ def test_multiprocess_mode_is_what_the_constructor_says_not_the_environment(
     shared.record_scores(np.array([0.1, 0.9], dtype=np.float32), threshold=0.5)
     assert shared.registry.get_sample_value("fraud_fraud_probability_count") == 2
     assert shared.registry.get_sample_value("fraud_predictions_total", {"decision": "fraud"}) == 1
-
-
-# --- MetricsServer -----------------------------------------------------------------------------
-
-
-class Readiness:
-    def __init__(self) -> None:
-        self.ready = False
-
-    def __call__(self) -> bool:
-        return self.ready
-
-
-@pytest.fixture
-def server_and_readiness() -> Iterator[tuple[MetricsServer, Readiness, ScorerMetrics]]:
-    metrics = ScorerMetrics()
-    readiness = Readiness()
-    server = MetricsServer(metrics.registry, readiness, "127.0.0.1", 0)
-    server.start()
-    try:
-        yield server, readiness, metrics
-    finally:
-        server.stop()
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
-
-
-def get(server: MetricsServer, path: str) -> tuple[int, str, bytes]:
-    url = f"http://127.0.0.1:{server.port}{path}"
-    try:
-        with _OPENER.open(url, timeout=5) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.headers["Content-Type"], error.read()
-
-
-def test_metrics_server_endpoints(
-    server_and_readiness: tuple[MetricsServer, Readiness, ScorerMetrics],
-) -> None:
-    server, readiness, metrics = server_and_readiness
-    assert server.port > 0
-    metrics.consumed.inc(3)
-
-    status, content_type, body = get(server, "/metrics")
-    assert status == 200
-    assert content_type.startswith("text/plain")
-    assert "version=" in content_type
-    text = body.decode()
-    assert "# TYPE fraud_transactions_consumed_total counter" in text
-    assert "fraud_transactions_consumed_total 3.0" in text
-    assert {f.name for f in text_string_to_metric_families(text)} >= {
-        "fraud_transactions_consumed",
-        "fraud_batch_size",
-    }
-    assert get(server, "/metrics?x=1")[0] == 200
-
-    assert get(server, "/health")[0] == 200
-
-    assert get(server, "/ready")[0] == 503
-    readiness.ready = True
-    assert get(server, "/ready")[0] == 200
-    readiness.ready = False
-    assert get(server, "/ready")[0] == 503
-
-    assert get(server, "/nope")[0] == 404
-    assert get(server, "/")[0] == 404

@@ -1,0 +1,122 @@
+"""infra.metrics_server: /metrics, /health, /ready, a service's extra routes, and the one-line
+error naming the port's setting when the port is taken."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from infra.metrics_server import MetricsPortError, MetricsServer, Response
+from serving.instruments import ScorerMetrics
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self.ready = False
+
+    def __call__(self) -> bool:
+        return self.ready
+
+
+@pytest.fixture
+def server_and_readiness() -> Iterator[tuple[MetricsServer, Readiness, ScorerMetrics]]:
+    metrics = ScorerMetrics()
+    readiness = Readiness()
+    server = MetricsServer(
+        metrics.registry, readiness, "127.0.0.1", 0, port_variable="FRAUD_SCORER_METRICS_PORT"
+    )
+    server.start()
+    try:
+        yield server, readiness, metrics
+    finally:
+        server.stop()
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def get(server: MetricsServer, path: str) -> tuple[int, str, bytes]:
+    url = f"http://127.0.0.1:{server.port}{path}"
+    try:
+        with _OPENER.open(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_metrics_server_endpoints(
+    server_and_readiness: tuple[MetricsServer, Readiness, ScorerMetrics],
+) -> None:
+    server, readiness, metrics = server_and_readiness
+    assert server.port > 0
+    metrics.consumed.inc(3)
+
+    status, content_type, body = get(server, "/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain")
+    assert "version=" in content_type
+    text = body.decode()
+    assert "# TYPE fraud_transactions_consumed_total counter" in text
+    assert "fraud_transactions_consumed_total 3.0" in text
+    assert {f.name for f in text_string_to_metric_families(text)} >= {
+        "fraud_transactions_consumed",
+        "fraud_batch_size",
+    }
+    assert get(server, "/metrics?x=1")[0] == 200
+
+    assert get(server, "/health")[0] == 200
+
+    assert get(server, "/ready")[0] == 503
+    readiness.ready = True
+    assert get(server, "/ready")[0] == 200
+    readiness.ready = False
+    assert get(server, "/ready")[0] == 503
+
+    assert get(server, "/nope")[0] == 404
+    assert get(server, "/")[0] == 404
+
+
+def test_extra_routes_answer_what_their_callable_returns() -> None:
+    calls: list[str] = []
+
+    def report() -> Response:
+        calls.append("report")
+        return 404, b"no run yet\n", "text/plain; charset=utf-8"
+
+    def broken() -> Response:
+        raise RuntimeError("boom")
+
+    routes = {"/report": report, "/v1/drift": lambda: (200, b'{"a": 1}', "application/json")}
+    server = MetricsServer(
+        ScorerMetrics().registry, lambda: True, "127.0.0.1", 0, port_variable="X",
+        routes={**routes, "/broken": broken},
+    )  # fmt: skip
+    server.start()
+    try:
+        assert get(server, "/report") == (404, "text/plain; charset=utf-8", b"no run yet\n")
+        assert get(server, "/v1/drift?pretty") == (200, "application/json", b'{"a": 1}')
+        assert get(server, "/broken")[0] == 500
+        assert get(server, "/metrics")[0] == 200  # the standard routes stay
+        assert calls == ["report"]
+    finally:
+        server.stop()
+
+
+def test_a_taken_port_names_the_setting_to_change() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(MetricsPortError) as caught:
+            MetricsServer(
+                ScorerMetrics().registry, lambda: True, "127.0.0.1", port,
+                port_variable="FRAUD_MONITOR_METRICS_PORT",
+            )  # fmt: skip
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    assert "FRAUD_MONITOR_METRICS_PORT" in str(caught.value)

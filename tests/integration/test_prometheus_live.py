@@ -1,11 +1,13 @@
 """Every dashboard query and every alert rule on a real Prometheus scraping the real services.
 
 Debian's `prometheus` runs the repository's configuration (prometheus.yml and rules/ as they are;
-only targets/*.json point at this test's ports) while a `fraud score` on the session's broker and
-a `fraud api` on the session's registry take traffic: a replay with malformed messages, API
-requests with some refused, and a move of the Production alias halfway. Then each PromQL
-expression of each Grafana panel runs through Prometheus's HTTP API and must return data, and
-every alert rule must evaluate without error.
+only targets/*.json point at this test's ports) while a `fraud score` on the session's broker, a
+`fraud monitor` on the same topics and a `fraud api` on the session's registry take traffic: a
+replay with malformed messages, API requests with some refused, and a move of the Production
+alias halfway. Then each PromQL expression of each Grafana panel runs through Prometheus's HTTP
+API and must return data, and every alert rule must evaluate without error and stay quiet.
+Last, a replay with a field stuck at 0 must turn fraud_drift_detected to 1 and fire
+FraudDataDrift in Prometheus.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tests.harness import KafkaBroker
 from tests.integration.registry_server import RegistryServer
 from tests.synthetic import synthetic_transactions
 
-pytestmark = pytest.mark.timeout(480)  # the session's broker and registry may be built first
+pytestmark = pytest.mark.timeout(600)  # the session's broker and registry may be built first
 
 PROMETHEUS_DIR = harness.ROOT / "monitoring" / "prometheus"
 REPLAYED = 4_000
@@ -80,12 +82,14 @@ class Stack:
     topics: dict[str, str]
     scorer: harness.Scorer
     api: harness.ApiServer
+    monitor: harness.Monitor
     prometheus: Prometheus
 
 
 @pytest.fixture
 def stack(kafka_broker: KafkaBroker, registry: RegistryServer, tmp_path: Path) -> Iterator[Stack]:
-    """The scorer, the API and Prometheus scraping them; all stopped at the end, even on failure."""
+    """The scorer, the monitor, the API and Prometheus scraping them; all stopped at the end,
+    even on failure."""
     registry.promote("1")
     topics = harness.new_topics(kafka_broker.bootstrap, "prometheus")
     group = f"scorer-{topics['FRAUD_TOPIC_TRANSACTIONS']}"
@@ -93,14 +97,20 @@ def stack(kafka_broker: KafkaBroker, registry: RegistryServer, tmp_path: Path) -
     scorer_env = {**model, **topics, "FRAUD_SCORER_GROUP_ID": group}
     scorer = harness.Scorer(scorer_env, tmp_path / "scorer.log", cwd=tmp_path)
     api = harness.ApiServer(model, tmp_path / "api.log", cwd=tmp_path)
-    prometheus = Prometheus(tmp_path, {"scorer": scorer.port, "api": api.port})
-    services: list[harness.Service] = [prometheus, scorer, api]
+    monitor_env = {
+        **model, **topics, "FRAUD_MONITOR_GROUP_ID": f"monitor-{group}",
+        "FRAUD_MONITOR_RUN_SECONDS": "1", "FRAUD_MONITOR_REPORTS_DIR": str(tmp_path / "drift"),
+    }  # fmt: skip
+    monitor = harness.Monitor(monitor_env, tmp_path / "monitor.log", cwd=tmp_path)
+    ports = {"scorer": scorer.port, "api": api.port, "monitor": monitor.port}
+    prometheus = Prometheus(tmp_path, ports)
+    services: list[harness.Service] = [prometheus, scorer, api, monitor]
     try:
         for service in services:
             service.start()
         for service in services:
             service.wait_ready(timeout=120)
-        yield Stack(topics, scorer, api, prometheus)
+        yield Stack(topics, scorer, api, monitor, prometheus)
     finally:
         for service in services:
             service.terminate(timeout=20)
@@ -146,7 +156,7 @@ def send_traffic(stack: Stack, registry: RegistryServer, workdir: Path) -> Count
     """Replay transactions (2% malformed) while calling the API; Production moves to version 2
     a third of the way through. The API requests sent, by status."""
     source = workdir / "replay.parquet"
-    synthetic_transactions(rows=2_000, fraud_rate=0.05, seed=22).to_parquet(source)
+    synthetic_transactions(rows=2_000, fraud_rate=0.03, seed=22).to_parquet(source)
     command = [harness.FRAUD, "replay", str(source), "--limit", str(REPLAYED)]
     command += ["--rate", str(REPLAY_RATE), "--bad-fraction", "0.02", "--seed", "4"]
     env = {**registry.env, **stack.topics}
@@ -199,10 +209,11 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
         active = prometheus.api("targets", state="active")["activeTargets"]
         return sorted((t["labels"]["job"], t["health"]) for t in active) == [
             ("fraud-api", "up"),
+            ("fraud-monitor", "up"),
             ("fraud-scorer", "up"),
         ]
 
-    harness.wait_until(targets_up, 30, "Prometheus to scrape the scorer and the API", poll=0.5)
+    harness.wait_until(targets_up, 30, "Prometheus to scrape the services", poll=0.5)
     began = time.time()
 
     sent = send_traffic(stack, registry, tmp_path)
@@ -215,13 +226,27 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
         f'sum({requests}, status="422"}})': sent[422],
         f'sum({requests}, status="404"}})': sent[404],
         'count(fraud_model_info{version="2"} == 1)': 2,
+        'fraud_monitor_baseline_info{model_version="2"}': 1,
+        # The monitor read everything the scorer did, and judged the last window of it.
+        'sum(fraud_monitor_transactions_total{outcome!="invalid"})': REPLAYED
+        - invalid_replayed(stack),
+        "fraud_monitor_window_transactions": 200,
+        "fraud_drift_detected": 0,  # normal traffic
     }
-    harness.wait_until(
-        lambda: all(prometheus.value(e) == n for e, n in wanted.items()),
-        60,
-        f"Prometheus to scrape the final counts {wanted}",
-        poll=1.0,
-    )
+    observed: dict[str, float | None] = {}
+
+    def final_counts() -> bool:
+        observed.update({e: prometheus.value(e) for e in wanted})
+        return observed == wanted
+
+    try:
+        harness.wait_until(final_counts, 60, "Prometheus to scrape the final counts", poll=1.0)
+    except harness.HarnessError:
+        wrong = {e: (observed[e], n) for e, n in wanted.items() if observed[e] != n}
+        pytest.fail(
+            f"Prometheus holds (observed, wanted) {wrong}; monitor log:\n"
+            f"{stack.monitor.log_tail(30)}"
+        )
     now = time.time()
 
     queries = all_queries()
@@ -252,3 +277,38 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
     for rule in rules:
         assert rule["health"] == "ok", (rule["name"], rule["health"], rule.get("lastError"))
         assert rule["state"] != "firing", (rule["name"], rule["alerts"])
+
+    # A broken upstream field: the drift gauge turns to 1 and the page fires.
+    replay_stuck_field(stack, registry, tmp_path)
+    harness.wait_until(
+        lambda: prometheus.value("fraud_drift_detected") == 1, 60, "fraud_drift_detected 1"
+    )
+    harness.wait_until(
+        lambda: "FraudDataDrift" in firing(prometheus), 150, "FraudDataDrift to fire", poll=2.0
+    )
+    summary = stack.monitor.drift()
+    assert summary is not None and summary["signals"]["data_quality"], summary
+    assert "V14" in summary["quality_features"]
+    assert list((tmp_path / "drift").glob("drift-*.html")), "a drifted window's report is kept"
+
+
+def invalid_replayed(stack: Stack) -> float:
+    """The malformed transactions the scorer sent to the dead-letter topic."""
+    return harness.sample_total(stack.scorer.samples(), "fraud_dead_letters_total")
+
+
+def replay_stuck_field(stack: Stack, registry: RegistryServer, workdir: Path) -> None:
+    """A window and a half of transactions whose V14 is always 0."""
+    source = workdir / "stuck.parquet"
+    synthetic_transactions(rows=300, fraud_rate=0.03, seed=23).assign(V14=0.0).to_parquet(source)
+    command = [harness.FRAUD, "replay", str(source), "--rate", "300"]
+    env = {**registry.env, **stack.topics}
+    assert harness.run_bounded(command, workdir / "stuck.log", 60, env) == 0
+
+
+def firing(prometheus: Prometheus) -> set[str]:
+    return {
+        alert["labels"]["alertname"]
+        for alert in prometheus.api("alerts")["alerts"]
+        if alert["state"] == "firing"
+    }

@@ -1,7 +1,8 @@
 """monitoring/grafana: the provisioning files and the dashboards' JSON, checked without Grafana
 (it cannot run here): unique uids and panel ids, every panel inside the 24-column grid with no
 two overlapping, every datasource the provisioned one, every metric a query names one the
-services export. tests/integration/test_prometheus_live.py runs every query on real data."""
+services (the scorer, the API, the drift monitor) export. tests/integration/test_prometheus_live.py
+runs every query on real data."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from serving.instruments import ApiMetrics, ScorerMetrics
 from tests.dashboards import (
     DASHBOARDS_DIR,
     GRAFANA_DIR,
+    MONITOR_SERIES_EXPECTED,
     PROVISIONING_DIR,
     dashboard_files,
     load,
     metric_names,
+    monitor_series,
     panels,
     queries,
+    series_names,
     substitute,
     variables,
 )
@@ -38,15 +42,18 @@ CONTAINER_MOUNTS = {
     PurePosixPath("/etc/grafana/provisioning"): PROVISIONING_DIR,
     PurePosixPath("/var/lib/grafana/dashboards"): DASHBOARDS_DIR,
 }
-SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+# The panel types the dashboards use. Fraud drift adds a state timeline (the alarm and its signals
+# run after run) and a bar gauge (each feature's latest drift over its threshold); its link to the
+# monitor's report is a dashboard link, not a text panel, which would have no query.
+PANEL_TYPES = {"row", "stat", "timeseries", "state-timeline", "bargauge"}
 
 
 def exported_names() -> set[str]:
-    """The series names the scorer and the API expose, from their instruments themselves."""
-    names: set[str] = set()
+    """The series names the scorer, the API and the drift monitor expose, from their instruments
+    themselves (the monitor's from the expected list until monitoring/instruments.py exists)."""
+    names = monitor_series()
     for metrics in (ScorerMetrics(), ApiMetrics()):
-        for family in metrics.registry.collect():
-            names |= {family.name + suffix for suffix in SUFFIXES[family.type]}
+        names |= series_names(metrics.registry)
     return names
 
 
@@ -106,8 +113,8 @@ def test_the_dashboard_provider_reads_the_folder_holding_the_dashboards() -> Non
 # --- dashboards --------------------------------------------------------------------------------
 
 
-def test_the_fraud_scoring_dashboard_exists() -> None:
-    assert "Fraud scoring" in {load(path)["title"] for path in DASHBOARDS}
+def test_the_fraud_scoring_and_drift_dashboards_exist() -> None:
+    assert {"Fraud scoring", "Fraud drift"} <= {load(path)["title"] for path in DASHBOARDS}
 
 
 def test_dashboard_uids_and_titles_are_unique() -> None:
@@ -126,7 +133,7 @@ def test_a_current_grafana_schema(path: Path) -> None:
     assert dashboard["schemaVersion"] >= 39  # Grafana 11 and later
     assert dashboard.get("id") is None  # provisioning assigns it
     for panel in panels(dashboard):
-        assert panel["type"] in {"row", "stat", "timeseries"}, panel["title"]
+        assert panel["type"] in PANEL_TYPES, panel["title"]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=dashboard_ids())
@@ -207,6 +214,13 @@ def test_exported_names_follow_the_instrument_types() -> None:
     assert {"fraud_end_to_end_latency_seconds_bucket", "fraud_batch_size_count"} <= names
     assert "fraud_transactions_consumed" not in names  # a counter's series end in _total
     assert "fraud_end_to_end_latency_seconds" not in names  # a histogram has no bare series
+
+
+def test_the_drift_monitor_exports_the_series_of_its_contract() -> None:
+    """The expected list stands in for monitoring/instruments.py until it exists; then the
+    instruments must expose at least those series, under the same names."""
+    assert set(MONITOR_SERIES_EXPECTED) <= monitor_series()
+    assert {"fraud_drift_detected", "fraud_monitor_runs_total"} <= exported_names()
 
 
 @pytest.mark.parametrize(

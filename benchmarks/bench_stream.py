@@ -28,7 +28,16 @@ from rich.progress import Progress, TaskID
 
 from fraud.schema import FEATURE_COLUMNS
 from tests import harness
-from tests.harness import ROOT, HarnessError, Scorer, console, median, percentiles, sample_total
+from tests.harness import (
+    ROOT,
+    HarnessError,
+    Monitor,
+    Scorer,
+    console,
+    median,
+    percentiles,
+    sample_total,
+)
 
 SOURCE = ROOT / "data/processed/test.parquet"
 OUT = ROOT / "reports/bench/stream.json"
@@ -53,6 +62,7 @@ DRAIN_TIMEOUT = 600.0
 READ_TIMEOUT = 180.0
 # No progress for this long (or no complete assignment this long after /ready): a stall.
 STALL_SECONDS = 30.0
+RUN_RESULTS = ("normal", "drift", "error")  # fraud_monitor_runs_total{result}
 
 
 class StallError(HarnessError):
@@ -192,6 +202,7 @@ class Bench:
     logs: Path
     progress: Progress
     scorers: list[Scorer] = field(default_factory=list)
+    monitors: list[Monitor] = field(default_factory=list)
 
     def topics(self, label: str, transactions: str | None = None) -> dict[str, str]:
         return harness.new_topics(self.bootstrap, label, PARTITIONS, transactions)
@@ -205,6 +216,44 @@ class Bench:
         ]
         self.scorers.extend(started)
         return started
+
+    def start_monitor(self, topics: Mapping[str, str], label: str) -> Monitor:
+        """`fraud monitor` on the same topics, in a group of its own, ready and assigned."""
+        group = f"bench-{label}-monitor-{uuid.uuid4().hex[:8]}"
+        reports = self.logs / f"{label}-drift-reports"
+        env = {
+            **self.model.env(), **topics, "FRAUD_MONITOR_GROUP_ID": group,
+            "FRAUD_MONITOR_REPORTS_DIR": str(reports),
+        }  # fmt: skip
+        monitor = Monitor(env, self.logs / f"{label}-monitor.log").start()
+        self.monitors.append(monitor)
+        monitor.wait_ready(timeout=READY_TIMEOUT)
+        wait_group_assigned(self.bootstrap, group, 1, topics[TRANSACTIONS])
+        return monitor
+
+    def monitor_view(self, monitor: Monitor, cpu0: float) -> dict[str, Any]:
+        """What the monitor did: rows windowed and skipped, runs, CPU and peak memory."""
+        samples = monitor.samples()
+
+        def value(name: str, labels: str = "") -> float:
+            return harness.sample_value(samples, name, labels)
+
+        windowed = value("fraud_monitor_transactions_total", 'outcome="windowed"')
+        skipped = value("fraud_monitor_transactions_total", 'outcome="skipped"')
+        runs = {r: value("fraud_monitor_runs_total", f'result="{r}"') for r in RUN_RESULTS}
+        return {
+            "transactions_windowed": windowed,
+            "transactions_skipped": skipped,
+            "sampled_ratio": value("fraud_monitor_sampled_ratio"),
+            "runs": runs,
+            "last_run_duration_seconds": round(value("fraud_monitor_last_run_duration_seconds"), 3),
+            "cpu_seconds": round(harness.cpu_seconds(monitor.pid) - cpu0, 2),
+            "peak_rss_mb": harness.peak_rss_mb(monitor.pid),
+        }
+
+    def stop_monitor(self, monitor: Monitor) -> int | None:
+        self.monitors.remove(monitor)
+        return monitor.terminate()
 
     def stop_scorers(self, scorers: list[Scorer]) -> list[int | None]:
         for s in scorers:  # all at once, as a deployment scaled down would
@@ -312,12 +361,17 @@ class Bench:
             "log_issues": harness.log_issues("\n".join(s.log() for s in scorers)),
         }
 
-    def latency(self, label: str) -> dict[str, Any]:
+    def latency(self, label: str, with_monitor: bool = False) -> dict[str, Any]:
+        """End-to-end latency at LATENCY_RATE; with `fraud monitor` reading the same topics
+        all along when `with_monitor`."""
         from serving.replay import replay
 
         topics = self.topics(label)
+        monitor = self.start_monitor(topics, label) if with_monitor else None
+        monitor_cpu0 = harness.cpu_seconds(monitor.pid) if monitor else 0.0
         scorers = self.start_scorers(topics, 1, label)
         scorer, sent = scorers[0], int(LATENCY_RATE * LATENCY_SECONDS)
+        monitored: dict[str, Any] | None = None
         try:
             self.wait_ready(scorers)
             # /ready means "model loaded"; the consumer joins its group just after. Sending
@@ -343,8 +397,11 @@ class Bench:
                     )
                 time.sleep(0.1)
             samples = scorer.samples()
+            monitored = self.monitor_view(monitor, monitor_cpu0) if monitor else None
         finally:
             codes = self.stop_scorers(scorers)
+            if monitor:
+                self.stop_monitor(monitor)
         inputs = read_topic(self.bootstrap, transactions, sent)
         predictions_topic = topics[PREDICTIONS]
         written = sum(end_offsets(self.bootstrap, predictions_topic).values())
@@ -388,6 +445,7 @@ class Bench:
             "after_first_second": percentiles(latencies[sent_at >= first + 1000.0]),
             "exit_codes": codes,
             "log_issues": harness.log_issues(scorer.log()),
+            **({"monitor": monitored} if monitor else {}),
         }
 
     def client_floor(self, label: str) -> dict[str, Any]:

@@ -306,6 +306,10 @@ class DriftMonitor:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=s.monitor_max_poll_records,
+            # Fewer, fuller fetches: the monitor needs no low latency, and every fetch request is
+            # broker work the scorer's own fetches wait behind.
+            fetch_min_bytes=256 * 1024,
+            fetch_max_wait_ms=500,
             session_timeout_ms=s.monitor_session_timeout_ms,
             heartbeat_interval_ms=max(1, s.monitor_session_timeout_ms // 10),
         )
@@ -507,9 +511,9 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def serve(settings: MonitorSettings, model_settings: ModelSettings) -> int:
     """Run the monitor with its baseline follower and HTTP endpoint until SIGTERM/SIGINT."""
-    if settings.monitor_nice:
-        # Before any thread starts: on Linux the nice value is per thread, inherited.
-        os.nice(settings.monitor_nice)
+    if settings.monitor_cpu_idle:
+        # Before any thread starts: on Linux the policy is per thread, and threads inherit it.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: noise
     metrics = MonitorMetrics()
     latest = LatestRun()

@@ -17,7 +17,7 @@ MONITOR_VARIABLES = (
     "FRAUD_MONITOR_GROUP_ID", "FRAUD_MONITOR_WINDOW_SIZE", "FRAUD_MONITOR_RUN_EVERY",
     "FRAUD_MONITOR_RUN_SECONDS", "FRAUD_MONITOR_MIN_ALERT_VOLUME", "FRAUD_MONITOR_METRICS_HOST",
     "FRAUD_MONITOR_METRICS_PORT", "FRAUD_MONITOR_REPORTS_DIR", "FRAUD_MONITOR_REPORTS_KEEP",
-    "FRAUD_MONITOR_NICE",
+    "FRAUD_MONITOR_CPU_IDLE",
 )  # fmt: skip
 
 
@@ -36,7 +36,7 @@ def test_defaults_follow_the_contract(clean: pytest.MonkeyPatch) -> None:
     assert settings.monitor_run_seconds == 30.0
     assert settings.monitor_min_alert_volume is None
     assert (settings.monitor_metrics_host, settings.monitor_metrics_port) == ("127.0.0.1", 8002)
-    assert settings.monitor_reports_keep == 20 and settings.monitor_nice == 10
+    assert settings.monitor_reports_keep == 20 and settings.monitor_cpu_idle is True
     assert settings.reports_dir == project_root() / "reports" / "drift"
     assert settings.topic_transactions == "transactions"  # the shared Kafka settings
 
@@ -60,7 +60,7 @@ def test_the_environment_sets_them(clean: pytest.MonkeyPatch, tmp_path: Path) ->
         ("monitor_run_seconds", 0),
         ("monitor_metrics_port", 70000),
         ("monitor_reports_keep", -1),
-        ("monitor_nice", 20),
+        ("monitor_session_timeout_ms", 1000),
         ("monitor_group_id", ""),
     ],
 )
@@ -76,7 +76,7 @@ def test_bad_values_are_refused(clean: pytest.MonkeyPatch, field: str, value: ob
         ("FRAUD_MONITOR_WINDOW_SIZE", "0"),
         ("FRAUD_MONITOR_RUN_SECONDS", "soon"),
         ("FRAUD_MONITOR_METRICS_PORT", "70000"),
-        ("FRAUD_MONITOR_NICE", "-5"),
+        ("FRAUD_MONITOR_CPU_IDLE", "-5"),
         ("FRAUD_MODEL_POLL_SECONDS", "0"),
         ("FRAUD_KAFKA_BOOTSTRAP", "nohostport"),
     ],

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from cli.drift import drift
+from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
 from cli.kafka import kafka_app
 from infra.paths import TEST_SPLIT_FILE, project_root
 from infra.registry import RegistryError, list_versions, set_alias
@@ -37,7 +37,6 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka_app, name="kafka")
-app.command()(drift)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -236,6 +235,15 @@ def score(
     except MetricsPortError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code=code)
+
+
+@app.command()
+def drift(
+    current: CurrentFile, reference: ReferenceFolder = None, report: ReportFile = None
+) -> None:
+    """Run the drift monitor's computation once on a file: print the summary, write the report."""
+    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
+    run_drift(current, reference, report)
 
 
 @app.command()

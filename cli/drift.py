@@ -56,30 +56,31 @@ def read_current(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return frame.loc[:, list(TRANSACTION_COLUMNS)].astype("float64"), scores
 
 
-def drift(
-    current: Annotated[
-        Path,
-        typer.Option(
-            "--current",
-            help="Transactions to check: CSV or parquet with Time, V1-V28 and Amount (and "
-            "optionally fraud_probability and is_fraud).",
-        ),
-    ],
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            "--reference",
-            help="A drift baseline folder (data/baseline, as `dvc repro baseline` writes it). "
-            "Default: the baseline of the version under FRAUD_MODEL_ALIAS (Production), whose "
-            "model also scores the transactions.",
-        ),
-    ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option(help="Where to write the HTML report (default reports/drift/offline-*.html)."),
-    ] = None,
-) -> None:
-    """Run the drift monitor's computation once on a file: print the summary, write the report."""
+CurrentFile = Annotated[
+    Path,
+    typer.Option(
+        "--current",
+        help="Transactions to check: CSV or parquet with Time, V1-V28 and Amount (and "
+        "optionally fraud_probability and is_fraud).",
+    ),
+]
+ReferenceFolder = Annotated[
+    Path | None,
+    typer.Option(
+        "--reference",
+        help="A drift baseline folder (data/baseline, as `dvc repro baseline` writes it). "
+        "Default: the baseline of the version under FRAUD_MODEL_ALIAS (Production), whose "
+        "model also scores the transactions.",
+    ),
+]
+ReportFile = Annotated[
+    Path | None,
+    typer.Option(help="Where to write the HTML report (default reports/drift/offline-*.html)."),
+]
+
+
+def run_drift(current: Path, reference: Path | None, report: Path | None) -> None:
+    """`fraud drift` (cli/app.py): the monitor's computation once, the summary, the report."""
     from monitoring.baseline_store import download_baseline, resolve_alias
     from monitoring.drift import BaselineError, DriftBaseline, compute
     from monitoring.summary import drift_summary

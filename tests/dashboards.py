@@ -6,8 +6,6 @@ metric names an expression selects, and the series the exporters expose. Shared 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -132,44 +130,6 @@ SUFFIXES = {
     "info": ("_info",),
 }
 
-# The drift monitor's series (the metrics of its contract, job fraud-monitor), written out until
-# its exporter exists. monitor_series() reads them from monitoring/instruments.py as soon as that
-# module is there: it must define MONITOR_METRICS_CLASS, built without arguments and holding its
-# own CollectorRegistry in `.registry` (like serving.instruments.ScorerMetrics); then this list
-# must be a subset of what it exposes (tests/unit/test_grafana_dashboards.py checks it).
-MONITOR_INSTRUMENTS_MODULE = "monitoring.instruments"
-MONITOR_METRICS_CLASS = "MonitorMetrics"
-MONITOR_SERIES_EXPECTED = frozenset(
-    {
-        "fraud_drift_detected",
-        "fraud_drift_signal",
-        "fraud_drift_share",
-        "fraud_drift_share_threshold",
-        "fraud_feature_drift_score",
-        "fraud_feature_drift_threshold",
-        "fraud_feature_out_of_range_ratio",
-        "fraud_feature_out_of_range_threshold",
-        "fraud_feature_top_value_ratio",
-        "fraud_feature_top_value_threshold",
-        "fraud_prediction_drift_score",
-        "fraud_prediction_drift_threshold",
-        "fraud_alert_rate",
-        "fraud_alert_rate_expected",
-        "fraud_alert_rate_threshold",
-        "fraud_alert_rate_min_volume",
-        "fraud_monitor_window_size",
-        "fraud_monitor_window_transactions",
-        "fraud_monitor_window_predictions",
-        "fraud_monitor_sampled_ratio",
-        "fraud_monitor_transactions_total",
-        "fraud_monitor_predictions_total",
-        "fraud_monitor_runs_total",
-        "fraud_monitor_last_run_timestamp_seconds",
-        "fraud_monitor_last_run_duration_seconds",
-        "fraud_monitor_baseline_info",
-    }
-)
-
 
 def series_names(registry: CollectorRegistry) -> set[str]:
     """The series names the instruments of a registry expose."""
@@ -179,15 +139,8 @@ def series_names(registry: CollectorRegistry) -> set[str]:
     return names
 
 
-def monitor_exporter_exists() -> bool:
-    return importlib.util.find_spec(MONITOR_INSTRUMENTS_MODULE) is not None
-
-
 def monitor_series() -> set[str]:
-    """The drift monitor's series: from its instruments once monitoring/instruments.py exists,
-    until then the expected list."""
-    if not monitor_exporter_exists():
-        return set(MONITOR_SERIES_EXPECTED)
-    module = importlib.import_module(MONITOR_INSTRUMENTS_MODULE)
-    metrics = getattr(module, MONITOR_METRICS_CLASS)()
-    return series_names(metrics.registry)
+    """The drift monitor's series, from its instruments."""
+    from monitoring.instruments import MonitorMetrics
+
+    return series_names(MonitorMetrics().registry)

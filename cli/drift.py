@@ -30,24 +30,12 @@ class DriftCommandError(RuntimeError):
 def read_current(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The transactions of a CSV or parquet file, and its scores when it has both
     `fraud_probability` and `is_fraud` columns (e.g. a dump of the predictions joined back)."""
-    if not path.is_file():
-        raise DriftCommandError(f"{path} does not exist.")
-    if path.suffix not in (".csv", ".parquet"):
-        raise DriftCommandError(f"{path} is neither .csv nor .parquet.")
+    from serving.replay import ReplayError, read_transactions
+
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DriftCommandError(f"{path} is empty: no header, no rows.") from None
-    except (pd.errors.ParserError, OSError, ValueError) as exc:
-        raise DriftCommandError(f"{path} cannot be read as {path.suffix[1:]}: {exc}") from None
-    missing = [c for c in TRANSACTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DriftCommandError(f"{path} lacks the dataset's column(s) {missing}.")
-    if frame.empty:
-        raise DriftCommandError(f"{path} has a header but no rows.")
-    non_numeric = [c for c in TRANSACTION_COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
-    if non_numeric:
-        raise DriftCommandError(f"{path} has non-numeric values in {non_numeric}.")
+        frame = read_transactions(path)
+    except ReplayError as exc:
+        raise DriftCommandError(str(exc)) from None
     scores = None
     if {SCORE_COLUMN, FLAG_COLUMN} <= set(frame.columns):
         scores = frame.loc[:, [SCORE_COLUMN, FLAG_COLUMN]].astype(

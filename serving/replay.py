@@ -29,8 +29,11 @@ class ReplayError(RuntimeError):
     """The source cannot be replayed; the message names the file and what to do."""
 
 
-def load_rows(path: Path) -> list[list[float]]:
-    """The transaction columns of a CSV or parquet file with the dataset's columns, as lists."""
+def read_transactions(path: Path) -> pd.DataFrame:
+    """A CSV or parquet file with the dataset's transaction columns (numbers), all its columns.
+
+    ReplayError names the file and what is wrong; `fraud replay` and `fraud drift` read with it.
+    """
     if not path.is_file():
         hint = (
             " Run `dvc repro prepare` (or `make demo`) to create the test split."
@@ -51,11 +54,17 @@ def load_rows(path: Path) -> list[list[float]]:
         raise ReplayError(f"{path} lacks the dataset's column(s) {missing}.")
     if frame.empty:
         raise ReplayError(f"{path} has no rows.")
-    columns = frame[list(TRANSACTION_COLUMNS)]
-    not_numbers = [c for c in TRANSACTION_COLUMNS if not pd.api.types.is_numeric_dtype(columns[c])]
+    not_numbers = [c for c in TRANSACTION_COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
     if not_numbers:  # named, never quoted: the values are card data
         raise ReplayError(f"{path} has values that are not numbers in column(s) {not_numbers}.")
-    rows: list[list[float]] = columns.to_numpy(float).tolist()
+    return frame
+
+
+def load_rows(path: Path) -> list[list[float]]:
+    """The transaction columns of a file `read_transactions` accepts, as lists."""
+    rows: list[list[float]] = (
+        read_transactions(path)[list(TRANSACTION_COLUMNS)].to_numpy(float).tolist()
+    )
     return rows
 
 

@@ -79,6 +79,7 @@ def pipeline(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             "prepare": {"reference_rows": 500},
             "train": SMALL_TRAINING,
             "evaluate": {"bootstrap_samples": 200},
+            "baseline": {"window_size": 300, "run_every": 150, "min_alert_volume": 100},
             "register": {"min_auprc": 0.3, "min_roc_auc": 0.8, "min_recall_at_p90": 0.0},
         },
     )
@@ -92,11 +93,13 @@ def pipeline(dvc_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_first_repro_trains_evaluates_and_registers_a_challenger(pipeline: Pipeline) -> None:
     output = pipeline.repro()
 
-    assert ran_stages(output) == {"fetch", "prepare", "train", "evaluate", "register"}
+    assert ran_stages(output) == {"fetch", "prepare", "train", "evaluate", "baseline", "register"}
     assert pipeline.versions() == [1]
     assert pipeline.alias("challenger") == 1
     assert pipeline.alias("Production") is None, "only a person or register.promote moves it"
     version = pipeline.client().get_model_version(MODEL, "1")
+    logged = {a.path for a in pipeline.client().list_artifacts(version.run_id, "drift_baseline")}
+    assert logged == {"drift_baseline/baseline.json", "drift_baseline/reference.parquet"}
     metrics = json.loads((pipeline.repo / "reports/metrics.json").read_text())
     head = run(["git", "rev-parse", "HEAD"], pipeline.repo, pipeline.env).stdout.strip()
     assert version.tags["data_sha256"] == pipeline.data_sha256
@@ -186,13 +189,15 @@ def test_second_repro_changes_nothing(pipeline: Pipeline) -> None:
     assert pipeline.versions() == versions_before
 
 
-def test_changing_max_depth_reruns_train_evaluate_register_only(pipeline: Pipeline) -> None:
+def test_changing_max_depth_reruns_train_evaluate_baseline_register_only(
+    pipeline: Pipeline,
+) -> None:
     update_params(pipeline.repo, {"train": {"max_depth": SMALL_TRAINING["max_depth"] + 1}})
     run_before = pipeline.registered()["run_id"]
 
     output = pipeline.repro()
 
-    assert ran_stages(output) == {"train", "evaluate", "register"}
+    assert ran_stages(output) == {"train", "evaluate", "baseline", "register"}
     assert pipeline.versions() == [1, 2]
     assert pipeline.alias("challenger") == 2
     assert pipeline.registered()["run_id"] != run_before
@@ -208,7 +213,7 @@ def test_reverting_a_param_retrains_instead_of_restoring_from_run_cache(
 
     output = pipeline.repro()
 
-    assert ran_stages(output) == {"train", "evaluate", "register"}
+    assert ran_stages(output) == {"train", "evaluate", "baseline", "register"}
     assert pipeline.versions() == [1, 2, 3]
     assert pipeline.registered()["run_id"] not in runs_before
 

@@ -123,6 +123,13 @@ class WindowSignals:
 # -- the baseline a model version carries --------------------------------------------------------
 
 
+# The drift statistic, by its Evidently name: the Wasserstein distance normed by the reference's
+# standard deviation. A distance, so drift is a score over the threshold. (Evidently's p-value
+# tests reject at these sizes for every column; PSI and Jensen-Shannon bin over the combined
+# data, which the outliers of V1-V28 distort.)
+DRIFT_METHOD = "wasserstein"
+
+
 @dataclass(frozen=True)
 class FeatureBaseline:
     low: float  # the reference's range, for the out-of-range share
@@ -130,6 +137,7 @@ class FeatureBaseline:
     drift_threshold: float
     out_of_range_threshold: float
     top_value_threshold: float
+    method: str = DRIFT_METHOD  # the drift statistic its threshold was calibrated with
 
 
 @dataclass(frozen=True)
@@ -298,6 +306,7 @@ def calibrate(
             top_value_threshold=limit(
                 [w.features[name].top_value for w in windows], max(m.top_value_floor, rows_floor)
             ),
+            method=DRIFT_METHOD,
         )
         for name in DRIFT_FEATURES
     }

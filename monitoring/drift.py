@@ -25,6 +25,7 @@ import pandas as pd
 
 from fraud.drift import (
     DRIFT_FEATURES,
+    DRIFT_METHOD,
     FLAG_COLUMN,
     HOUR_COLUMN,
     SCORE_COLUMN,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 BASELINE_FILE = "baseline.json"
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_COLUMNS: tuple[str, ...] = (*DRIFT_FEATURES, HOUR_COLUMN, SCORE_LOG_ODDS_COLUMN)
-_METHOD = "wasserstein"
 
 
 class BaselineError(RuntimeError):
@@ -140,18 +140,20 @@ def compute(
     metrics: list[Any] = []
     modes: dict[str, float] = {}
     for name in DRIFT_FEATURES:
-        threshold = baseline.features[name].drift_threshold if baseline else 0.1
+        limits = baseline.features[name] if baseline else None
+        threshold = limits.drift_threshold if limits else 0.1
+        method = limits.method if limits else DRIFT_METHOD
         low, high = bounds[name]
         modes[name] = top_value(current[name].to_numpy())
         metrics += [
-            ValueDrift(column=name, method=_METHOD, threshold=threshold),
+            ValueDrift(column=name, method=method, threshold=threshold),
             OutRangeValueCount(column=name, left=low, right=high),
             InRangeValueCount(column=name, left=modes[name], right=modes[name]),
         ]
     if len(scores):
         threshold = baseline.prediction_drift_threshold if baseline else 0.1
         metrics.append(
-            ValueDrift(column=SCORE_LOG_ODDS_COLUMN, method=_METHOD, threshold=threshold)
+            ValueDrift(column=SCORE_LOG_ODDS_COLUMN, method=DRIFT_METHOD, threshold=threshold)
         )
     columns = [*DRIFT_FEATURES, SCORE_LOG_ODDS_COLUMN] if len(scores) else list(DRIFT_FEATURES)
     definition = DataDefinition(numerical_columns=columns)

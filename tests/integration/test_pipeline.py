@@ -98,7 +98,9 @@ def test_first_repro_trains_evaluates_and_registers_a_challenger(pipeline: Pipel
     assert pipeline.alias("challenger") == 1
     assert pipeline.alias("Production") is None, "only a person or register.promote moves it"
     version = pipeline.client().get_model_version(MODEL, "1")
-    logged = {a.path for a in pipeline.client().list_artifacts(version.run_id, "drift_baseline")}
+    logged = {
+        a.path for a in pipeline.client().list_artifacts(str(version.run_id), "drift_baseline")
+    }
     assert logged == {"drift_baseline/baseline.json", "drift_baseline/reference.parquet"}
     metrics = json.loads((pipeline.repo / "reports/metrics.json").read_text())
     head = run(["git", "rev-parse", "HEAD"], pipeline.repo, pipeline.env).stdout.strip()

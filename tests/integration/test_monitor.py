@@ -156,12 +156,18 @@ def test_the_monitor_gives_the_offline_verdict_and_raises_drift_on_a_stuck_field
     )
 
     # The same computation offline, on the same rows, with the same baseline.
+    import mlflow
+
     from monitoring.baseline_store import download_baseline, resolve_alias
     from monitoring.drift import compute
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
-    version, run_id = resolve_alias(MODEL, "Production")
-    loaded = download_baseline(MODEL, version, run_id).baseline
+    previous = mlflow.get_tracking_uri()
+    try:
+        version, run_id = resolve_alias(MODEL, "Production")  # sets mlflow's tracking URI
+        loaded = download_baseline(MODEL, version, run_id).baseline
+    finally:
+        mlflow.set_tracking_uri(previous)  # later tests in this process choose their own
     offline = compute(
         loaded.reference, normal[list(TRANSACTION_COLUMNS)].reset_index(drop=True), predictions,
         seed=loaded.thresholds.seed, baseline=loaded.thresholds,

@@ -6,7 +6,6 @@ The tests share one repository and build on each other's registry state, in file
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -141,12 +140,15 @@ def test_registered_model_is_the_native_booster_with_a_signature(pipeline: Pipel
     from mlflow.models import get_model_info
 
     uri = f"models:/{MODEL}@challenger"
-    os.environ["MLFLOW_TRACKING_URI"] = pipeline.tracking_uri
+    # Explicitly: a URI set in this process by an earlier test (the project's
+    # configure_mlflow does it) would win over the environment variable.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(pipeline.tracking_uri)
     try:
         info = get_model_info(uri)
         booster = mlflow.xgboost.load_model(uri)
     finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
+        mlflow.set_tracking_uri(previous)
     assert info.signature is not None
     assert [spec.name for spec in info.signature.inputs] == list(FEATURE_COLUMNS)
     assert info.flavors["xgboost"]["model_format"] == "ubj"

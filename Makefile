@@ -58,7 +58,7 @@ test-unit: install ## unit tests only (no services)
 test-integration: install system-deps kafka-jars ## integration tests only
 	$(BIN)/pytest tests/integration
 
-demo: install ## fetch the real dataset, train, evaluate, register; show the results
+demo: install ## fetch the real dataset, train, evaluate, calibrate the drift baseline, register; show the results
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 	$(BIN)/fraud models

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
 from cli.kafka import kafka_app
+from cli.stack import down, status, up
 from infra.paths import TEST_SPLIT_FILE, project_root
 from infra.registry import RegistryError, list_versions, set_alias
 from infra.settings import (
@@ -37,6 +38,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka_app, name="kafka")
+for command in (up, down, status):
+    app.command()(command)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 

@@ -14,6 +14,7 @@ from serving.kafka_broker import (
     KAFKA_VERSION,
     BrokerError,
     ensure_jars,
+    run,
     start,
     status,
     stop,
@@ -92,6 +93,30 @@ def start_command(
             f"with {kafka.topic_partitions} partitions each.",
             highlight=False,
         )
+
+
+@kafka_app.command("run")
+def run_command(
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the broker to answer.", min=1)
+    ] = 60.0,
+) -> None:
+    """Run the broker in the foreground (for a process manager, as `fraud up` does): its log on
+    stdout, stopped by SIGTERM or Ctrl-C; creates the topics once it answers."""
+    kafka, broker = _settings()
+
+    def say_ready(created: tuple[str, ...]) -> None:
+        topics = f"; created topics {', '.join(created)}" if created else ""
+        err_console.print(
+            f"Kafka {KAFKA_VERSION} broker ready on {kafka.kafka_bootstrap}{topics}.",
+            highlight=False,
+        )
+
+    try:
+        code = run(kafka, broker, on_ready=say_ready)
+    except BrokerError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code=code)
 
 
 @kafka_app.command("stop")

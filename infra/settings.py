@@ -220,3 +220,22 @@ class ApiSettings(FraudSettings):
     @classmethod
     def _empty_dir_is_unset(cls, value: object) -> object:
         return value or None
+
+
+class StackSettings(FraudSettings):
+    """`fraud up|down|status`, the local stack under supervisord: FRAUD_MLFLOW_PORT,
+    FRAUD_PROMETHEUS_PORT, FRAUD_PROMETHEUS_BINARY, FRAUD_STACK_DIR. The parts' own ports are
+    their settings' (FRAUD_KAFKA_BOOTSTRAP, FRAUD_API_PORT, FRAUD_SCORER_METRICS_PORT,
+    FRAUD_MONITOR_METRICS_PORT)."""
+
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    # Debian's package `prometheus`; any Prometheus 2.x or 3.x binary works.
+    prometheus_binary: str = Field("prometheus", min_length=1)
+    # supervisord's socket and configuration, the parts' logs (logs/) and Prometheus's data,
+    # relative to the project root.
+    stack_dir: Path = Path(".run")
+
+    @property
+    def run_dir(self) -> Path:
+        return (project_root() / self.stack_dir).resolve()

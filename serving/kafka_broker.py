@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -381,6 +381,38 @@ def _wait_until_ready(
     )
 
 
+def _check_ports_free(host: str, port: int, broker: BrokerSettings) -> None:
+    for variable, taken in (
+        ("FRAUD_KAFKA_BOOTSTRAP", port),
+        ("FRAUD_KAFKA_CONTROLLER_PORT", broker.kafka_controller_port),
+    ):
+        if _answers(host, taken):
+            raise BrokerError(
+                f"{host}:{taken} is already taken by another process (not a broker started on "
+                f"{broker.data_dir}): stop it, or set {variable} to a free port."
+            )
+
+
+def _broker_command(
+    kafka: KafkaSettings, broker: BrokerSettings, env: Mapping[str, str]
+) -> list[str]:
+    """Write the broker's configuration, format its storage once, and return its java command."""
+    libs = ensure_jars(env)
+    java = _java(env)
+    broker.log_dir.mkdir(parents=True, exist_ok=True)
+    broker.properties_file.write_text(render_server_properties(kafka, broker))
+    log4j = broker.data_dir / "log4j2.properties"
+    log4j.write_text(LOG4J2_PROPERTIES)
+    _format_storage(java, libs, broker)
+    return [
+        java, f"-Xms{broker.kafka_heap}", f"-Xmx{broker.kafka_heap}",
+        "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+        *_cds_options(java, libs, broker),
+        "-cp", f"{libs}/*", MAIN_CLASS, str(broker.properties_file),
+    ]  # fmt: skip
+
+
 # Brokers this process started, kept so that stop() can reap them (no zombie, no ResourceWarning).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -406,29 +438,8 @@ def start(
             f"a Kafka broker (pid {pid}) runs on {broker.data_dir} but does not answer on "
             f"{host}:{port}; stop it with `fraud kafka stop` and start again."
         )
-    for variable, taken in (
-        ("FRAUD_KAFKA_BOOTSTRAP", port),
-        ("FRAUD_KAFKA_CONTROLLER_PORT", broker.kafka_controller_port),
-    ):
-        if _answers(host, taken):
-            raise BrokerError(
-                f"{host}:{taken} is already taken by another process (not a broker started on "
-                f"{broker.data_dir}): stop it, or set {variable} to a free port."
-            )
-    libs = ensure_jars(env)
-    java = _java(env)
-    broker.log_dir.mkdir(parents=True, exist_ok=True)
-    broker.properties_file.write_text(render_server_properties(kafka, broker))
-    log4j = broker.data_dir / "log4j2.properties"
-    log4j.write_text(LOG4J2_PROPERTIES)
-    _format_storage(java, libs, broker)
-    command = [
-        java, f"-Xms{broker.kafka_heap}", f"-Xmx{broker.kafka_heap}",
-        "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-        *_cds_options(java, libs, broker),
-        "-cp", f"{libs}/*", MAIN_CLASS, str(broker.properties_file),
-    ]  # fmt: skip
+    _check_ports_free(host, port, broker)
+    command = _broker_command(kafka, broker, env)
     with broker.log_file.open("ab") as log:
         log.write(f"\n==== fraud kafka start {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
@@ -456,6 +467,91 @@ def start(
             f"the end of {broker.log_file}:\n{_log_tail(broker)}"
         ) from exc
     return StartResult(process.pid, kafka.kafka_bootstrap, False, time.monotonic() - began, created)
+
+
+def _die_with_parent() -> None:
+    """In the broker's process before exec: SIGKILL it when this process dies, however that
+    happens. A process manager that restarts a killed `fraud kafka run` would otherwise find
+    the orphaned broker still holding the port and the data directory."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def run(
+    kafka: KafkaSettings | None = None,
+    broker: BrokerSettings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    on_ready: Callable[[tuple[str, ...]], None] | None = None,
+) -> int:
+    """Run the broker in the foreground, as a process manager wants it: its log on this
+    process's stdout, SIGTERM and SIGINT passed on to it, the topics created once it answers.
+    Returns the broker's exit code (0 after a clean stop)."""
+    kafka = kafka or KafkaSettings()
+    broker = broker or BrokerSettings()
+    env = dict(os.environ if environ is None else environ)
+    host, port = listen_address(kafka, broker)
+    pid = _read_pid(broker)
+    if pid is not None and _is_our_broker(pid, broker):
+        raise BrokerError(
+            f"a Kafka broker (pid {pid}, `fraud kafka start`) already runs on {broker.data_dir}; "
+            "stop it with `fraud kafka stop` first."
+        )
+    _check_ports_free(host, port, broker)
+    process = subprocess.Popen(
+        _broker_command(kafka, broker, env),
+        stdin=subprocess.DEVNULL,
+        cwd=broker.data_dir,
+        env=env,
+        preexec_fn=_die_with_parent,
+    )
+    _children[process.pid] = process
+    broker.pid_file.write_text(f"{process.pid}\n")
+    stopping = False
+
+    def pass_on(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        deadline = time.monotonic() + timeout
+        while not stopping and process.poll() is None and not _answers(host, port):
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"the Kafka broker did not answer on {host}:{port} in {timeout:.0f} s"
+                )
+            time.sleep(0.1)
+        if not stopping and process.poll() is None:
+            try:
+                created = _create_topics(kafka)
+                _check_transactions(kafka.kafka_bootstrap)
+            except Exception as exc:
+                raise BrokerError(
+                    f"the Kafka broker started but {type(exc).__name__}: {exc}"
+                ) from exc
+            if on_ready is not None:
+                on_ready(created)
+        code = process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        code = process.wait()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _children.pop(process.pid, None)
+        _settle_cds(broker, clean=stopping)
+        broker.pid_file.unlink(missing_ok=True)
+    # A broker stopped by the signal passed on exits 143 (killed by SIGTERM, to the JVM's
+    # mind); for the process manager that is the expected, clean exit.
+    return 0 if stopping else code
 
 
 def _exited(pid: int, broker: BrokerSettings) -> bool:

@@ -18,10 +18,11 @@ from rich.table import Table
 
 from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
 from cli.kafka import kafka_app
-from cli.stack import down, status, up
+from cli.stack import down, stack_part, status, up
 from infra.paths import TEST_SPLIT_FILE, project_root
 from infra.registry import RegistryError, list_versions, set_alias
 from infra.settings import (
+    CHALLENGER_ALIAS,
     MLFLOW_CLIENT_DEFAULTS,
     PRODUCTION_ALIAS,
     ApiSettings,
@@ -40,6 +41,7 @@ app = typer.Typer(
 app.add_typer(kafka_app, name="kafka")
 for command in (up, down, status):
     app.command()(command)
+app.command("stack-part", hidden=True)(stack_part)
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -102,14 +104,38 @@ def models(model: ModelName = None) -> None:
 @app.command()
 def promote(
     version: Annotated[
-        int, typer.Option("--version", "-v", help="Model version to point the alias at.", min=1)
-    ],
+        int | None,
+        typer.Option(
+            "--version",
+            "-v",
+            help="Model version to point the alias at (default: the challenger's version).",
+            min=1,
+        ),
+    ] = None,
     alias: Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")] = PRODUCTION_ALIAS,
+    if_unset: Annotated[
+        bool,
+        typer.Option(
+            "--if-unset", help="Only when the alias points at no version yet (first deployment)."
+        ),
+    ] = False,
     model: ModelName = None,
 ) -> None:
     """Point an alias (default: Production) at a registered version, as the MLflow UI does."""
     name = model or ModelSettings().model_name
     try:
+        versions = list_versions(name)
+        current = next((v.version for v in versions if alias in v.aliases), None)
+        if if_unset and current is not None:
+            console.print(f"{name}@{alias} is version {current} already; left as it is.")
+            return
+        if version is None:
+            version = next((v.version for v in versions if CHALLENGER_ALIAS in v.aliases), None)
+            if version is None:
+                raise _fail(
+                    f"no version of {name} is the {CHALLENGER_ALIAS} (the pipeline sets that "
+                    "alias on a version passing its quality gates); name one with --version."
+                )
         move = set_alias(name, version, alias)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
@@ -143,7 +169,11 @@ def mlflow_server(
     ]  # fmt: skip
     err_console.print(f"MLflow UI on http://{host}:{port} over {store}")
     sys.stdout.flush()
-    os.execv(sys.executable, command)
+    # MLflow 3 also starts a job runner with seven worker processes for its GenAI features,
+    # which this project does not use: off unless the environment asks for it.
+    os.execve(
+        sys.executable, command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    )
 
 
 def _settings_error(exc: ValidationError) -> typer.Exit:
@@ -404,18 +434,33 @@ def replay(
         float, typer.Option(help="Share of malformed messages mixed in, for testing.", min=0, max=1)
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed choosing which messages are malformed.")] = 0,
+    outcomes: Annotated[
+        bool,
+        typer.Option(
+            "--summary",
+            help="Then wait for the scorer's outcome of every message and print what it did "
+            "(against the file's Class labels) and the drift monitor's verdict.",
+        ),
+    ] = False,
 ) -> None:
     """Send transactions to the transactions topic with stable ids (tx-<file>-<n>)."""
+    import time
+
     from kafka.errors import KafkaError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from serving.replay import ReplayError, load_rows
+    from serving.outcomes import OutcomeReader
+    from serving.replay import ReplayError, labels_of, load_rows
     from serving.replay import replay as send_rows
 
     settings = _kafka_settings()
     _quiet_kafka_client()
+    began_at = dt.datetime.now(dt.UTC)
+    began = time.monotonic()
     try:
         total = limit or len(load_rows(source))
+        labels = labels_of(source, total) if outcomes else {}
+        reader = OutcomeReader(settings) if outcomes else None
         with Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), console=err_console,
@@ -440,6 +485,23 @@ def replay(
             else ""
         )
     )
+    if reader is None:
+        return
+    from cli.outcomes import describe, drift_line
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        console=err_console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("waiting for outcomes", total=total)
+        try:
+            tally = reader.collect(labels, began, progress=lambda n: bar.advance(task, n))
+        except KafkaError as exc:
+            raise _kafka_unreachable(settings, exc) from None
+    for line in [*describe(tally), drift_line(began_at)]:
+        console.print(line, highlight=False)
+    if tally.unanswered:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -12,6 +12,7 @@ broker answering a metadata request with the topics), not merely when its proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -43,7 +44,8 @@ from infra.supervisor import ProcessState, Program, Supervisor, SupervisorError
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-PROMETHEUS_SOURCE = Path("monitoring/prometheus")
+# The repo's Prometheus configuration and rules, shipped with this code.
+PROMETHEUS_SOURCE = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus"
 PROBE_TIMEOUT_SECONDS = 3.0
 
 
@@ -60,7 +62,9 @@ class Part:
 @dataclass(frozen=True)
 class Stack:
     parts: list[Part]
+    # What supervisord runs: `fraud stack-part NAME`, which becomes commands[NAME].
     programs: list[Program]
+    commands: dict[str, list[str]]
     # (setting, host, port) of every listening port, checked free before a start.
     ports: list[tuple[str, str, int]]
     # What Prometheus scrapes: service → host:port.
@@ -89,11 +93,10 @@ def write_prometheus_config(run_dir: Path, targets: dict[str, str]) -> Path:
     """A copy of the repo's Prometheus configuration whose target files point at `targets`
     (service → host:port), so the stack's ports may differ from the defaults the repo's
     targets/*.json name. Returns the configuration file."""
-    source = project_root() / PROMETHEUS_SOURCE
     config = run_dir / "prometheus" / "config"
     if config.exists():
         shutil.rmtree(config)
-    shutil.copytree(source, config, ignore=shutil.ignore_patterns("tests"))
+    shutil.copytree(PROMETHEUS_SOURCE, config, ignore=shutil.ignore_patterns("tests"))
     for service, address in targets.items():
         path = config / "targets" / f"{service}.json"
         groups = json.loads(path.read_text())
@@ -129,22 +132,30 @@ def build_stack(settings: StackSettings) -> Stack:
         Part("monitor", f"{monitor_url}/report", f"{monitor_url}/ready"),
         Part("prometheus", prometheus_url, f"{prometheus_url}/-/ready"),
     ]
+    commands = {
+        "kafka": [*python, "kafka", "run"],
+        "mlflow": [*python, "mlflow", "--port", str(settings.mlflow_port)],
+        "scorer": [*python, "score"],
+        "api": [*python, "api"],
+        "monitor": [*python, "monitor"],
+        "prometheus": [
+            settings.prometheus_binary,
+            f"--config.file={prometheus_config}",
+            f"--storage.tsdb.path={settings.run_dir / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
+        ],
+    }
+    environments = {"scorer": serving_env, "api": serving_env, "monitor": serving_env}
+    stop_seconds = {"kafka": 60, "scorer": 60}
     programs = [
-        Program("kafka", [*python, "kafka", "run"], root, stop_seconds=60),
-        Program("mlflow", [*python, "mlflow", "--port", str(settings.mlflow_port)], root),
-        Program("scorer", [*python, "score"], root, serving_env, stop_seconds=60),
-        Program("api", [*python, "api"], root, serving_env),
-        Program("monitor", [*python, "monitor"], root, serving_env),
         Program(
-            "prometheus",
-            [
-                settings.prometheus_binary,
-                f"--config.file={prometheus_config}",
-                f"--storage.tsdb.path={settings.run_dir / 'prometheus' / 'data'}",
-                f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
-            ],
+            name,
+            [*python, "stack-part", name],
             root,
-        ),
+            environments.get(name, {}),
+            stop_seconds.get(name, 20),
+        )
+        for name in commands
     ]
     ports = [
         ("FRAUD_KAFKA_BOOTSTRAP", kafka_host, kafka_port),
@@ -160,7 +171,7 @@ def build_stack(settings: StackSettings) -> Stack:
         "api": f"{_display_host(api.api_host)}:{api.api_port}",
         "monitor": f"{monitor_host}:{monitor.monitor_metrics_port}",
     }
-    return Stack(parts, programs, ports, targets)
+    return Stack(parts, programs, commands, ports, targets)
 
 
 def probe(target: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> str | None:
@@ -329,6 +340,8 @@ def up(
                     "a broker of `fraud kafka start`) or set the variable named to a free port."
                 )
             write_prometheus_config(settings.run_dir, stack.scrape_targets)
+            for record in supervisor.run_dir.glob("*.pgid"):  # an earlier stack's, all ended
+                record.unlink()
             _state_file(settings).parent.mkdir(parents=True, exist_ok=True)
             _state_file(settings).write_text(json.dumps([asdict(p) for p in stack.parts]) + "\n")
             supervisor.start(stack.programs)
@@ -387,5 +400,62 @@ def status() -> None:
     _print_table(statuses, settings)
     if not _supervisor(settings).running():
         console.print("the stack is not running: start it with `fraud up`.")
+    else:
+        console.print("stop it with `fraud down`.")
     if not all(s.healthy for s in statuses):
         raise typer.Exit(code=1)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _end_leftovers(record: Path) -> None:
+    """End what is left of the part's previous run: supervisord signals only the process it
+    started, so when that one was killed outright its children (MLflow's web workers, for
+    one) live on, holding the port. They share the process group recorded at its start."""
+    import os
+    import signal
+
+    try:
+        previous = int(record.read_text())
+    except (OSError, ValueError):
+        return
+    if previous == os.getpgrp():
+        return
+    members = _group_members(previous)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while members and time.monotonic() < deadline:
+        time.sleep(0.2)
+        members = _group_members(previous)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stack_part(name: Annotated[str, typer.Argument(help="The part to run.")]) -> None:
+    """Run one part of the stack in the foreground (what supervisord starts for `fraud up`)."""
+    import os
+
+    settings = _settings()
+    commands = build_stack(settings).commands
+    if name not in commands:
+        raise _fail(f"no part named {name!r}; the parts are {', '.join(commands)}.")
+    record = _supervisor(settings).run_dir / f"{name}.pgid"
+    _end_leftovers(record)
+    record.write_text(f"{os.getpgrp()}\n")
+    command = commands[name]
+    sys.stdout.flush()
+    os.execvp(command[0], command)

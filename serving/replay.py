@@ -140,6 +140,21 @@ class ReplaySummary:
     records: list[SentRecord] = field(default_factory=list)
 
 
+def message_id(prefix: str, n: int) -> str:
+    """The id of the n-th message a replay of the file named `prefix` (its stem) sends."""
+    return f"tx-{prefix}-{n:08d}"
+
+
+def labels_of(source: Path, limit: int) -> dict[str, int | None]:
+    """The id of each of `limit` messages a replay of `source` sends, with the row's `Class`
+    (1: fraud) when the file has that column, else None."""
+    frame = read_transactions(source)
+    classes: list[int | None] = [None] * len(frame)
+    if "Class" in frame.columns:
+        classes = [int(label) for label in frame["Class"]]
+    return {message_id(source.stem, n): classes[n % len(classes)] for n in range(limit)}
+
+
 def messages(
     rows: list[list[float]], limit: int, prefix: str, bad_fraction: float, seed: int
 ) -> Iterator[tuple[str, bytes | None, str | None, list[float]]]:
@@ -148,7 +163,7 @@ def messages(
     kinds = sorted(MALFORMED)
     for n in range(limit):
         row = rows[n % len(rows)]
-        tx_id = f"tx-{prefix}-{n:08d}"
+        tx_id = message_id(prefix, n)
         message = transaction(tx_id, row)
         if bad_fraction and rng.random() < bad_fraction:
             kind = kinds[int(rng.random() * len(kinds))]

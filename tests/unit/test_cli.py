@@ -7,7 +7,10 @@ from typer.testing import CliRunner
 
 from cli.app import app
 
-COMMANDS = ["models", "promote", "mlflow", "score", "monitor", "api", "replay", "tail", "kafka"]
+COMMANDS = [
+    "models", "promote", "mlflow", "score", "monitor", "api", "replay", "tail", "kafka", "up",
+    "down", "status",
+]  # fmt: skip
 
 
 def test_top_level_help_lists_every_command() -> None:
@@ -24,8 +27,8 @@ def test_command_has_help(command: str) -> None:
     assert "Usage:" in result.output and "--help" in result.output
 
 
-def test_promote_requires_a_version() -> None:
-    result = CliRunner().invoke(app, ["promote"])
+def test_promote_rejects_a_version_below_one() -> None:
+    result = CliRunner().invoke(app, ["promote", "--version", "0"])
     assert result.exit_code == 2
     assert "--version" in result.output
 

@@ -121,7 +121,7 @@ def promote(
     ] = False,
     model: ModelName = None,
 ) -> None:
-    """Point an alias (default: Production) at a registered version, as the MLflow UI does."""
+    """Point an alias (default: production) at a registered version, as the MLflow UI does."""
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -244,7 +244,7 @@ def score(
         int | None, typer.Option(help="Most messages per micro-batch (default 2000).")
     ] = None,
 ) -> None:
-    """Score the transactions topic with the Production model until SIGTERM/SIGINT."""
+    """Score the transactions topic with the production model until SIGTERM/SIGINT."""
     from infra.metrics_server import MetricsPortError
     from serving.stream import serve
 
@@ -313,7 +313,7 @@ def monitor(
         ),
     ] = None,
 ) -> None:
-    """Watch transactions and predictions for drift against the Production version's baseline
+    """Watch transactions and predictions for drift against the production version's baseline
     until SIGTERM/SIGINT: gauges on /metrics, the latest report on /report and /v1/drift."""
     from infra.metrics_server import MetricsPortError
     from monitoring.monitor import serve
@@ -354,7 +354,7 @@ def api(
         bool, typer.Option("--access-log", help="Log every request (method, path, status).")
     ] = False,
 ) -> None:
-    """Serve the REST scoring API (docs at /docs) with the Production model until SIGTERM."""
+    """Serve the REST scoring API (docs at /docs) with the production model until SIGTERM."""
     import uvicorn
 
     from serving.api import create_app

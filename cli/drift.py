@@ -57,7 +57,7 @@ ReferenceFolder = Annotated[
     typer.Option(
         "--reference",
         help="A drift baseline folder (data/baseline, as `dvc repro baseline` writes it). "
-        "Default: the baseline of the version under FRAUD_MODEL_ALIAS (Production), whose "
+        "Default: the baseline of the version under FRAUD_MODEL_ALIAS (production), whose "
         "model also scores the transactions.",
     ),
 ]

@@ -3,7 +3,7 @@
 The parts: the Kafka broker (`fraud kafka run`), the MLflow server over the project's store
 (`fraud mlflow`), the stream scorer, the REST API, the drift monitor and Prometheus (Debian's
 binary, with the repo's configuration and alert rules). They start together in any order: the
-scorer, API and monitor wait for the broker and for a version under the Production alias, and
+scorer, API and monitor wait for the broker and for a version under the production alias, and
 say in their logs what they wait for. Logs are in `.run/logs/<part>.log`.
 
 A part is healthy when its own health endpoint says so (HTTP /ready, /health or /-/ready; the

@@ -20,8 +20,10 @@ from infra.paths import project_root
 
 DEFAULT_MODEL_NAME = "fraud-detector"
 # The registry's aliases: the pipeline points `challenger` at a version that passes the quality
-# gates; a person moves `Production` (the MLflow UI or `fraud promote`); serving follows it.
-PRODUCTION_ALIAS = "Production"
+# gates; a person moves `production` (the MLflow UI or `fraud promote`); serving follows it.
+# Lower case because the MLflow UI lower-cases every alias a person types (MLflow 3.17): a
+# `Production` alias could be set with the API but never moved in the UI.
+PRODUCTION_ALIAS = "production"
 CHALLENGER_ALIAS = "challenger"
 
 # MLflow client defaults for the serving processes, applied by the CLI when the environment does

@@ -1,4 +1,4 @@
-"""Follows the model alias the scorer serves (default fraud-detector@Production) and holds the
+"""Follows the model alias the scorer serves (default fraud-detector@production) and holds the
 drift baseline of the version it points at.
 
 Every `model_poll_seconds` it asks the registry where the alias points; when that moved, it

@@ -9,7 +9,7 @@ transactions at the evaluated threshold.
 
 data/baseline/ holds baseline.json and reference.parquet; both are logged to the training run
 under `drift_baseline/`, so every registered version carries its own baseline and the monitor
-follows it with the Production alias. Like train_run.json, the outputs record an MLflow side
+follows it with the production alias. Like train_run.json, the outputs record an MLflow side
 effect and are not DVC-cached.
 """
 

@@ -2,7 +2,7 @@
 
 Every run registers a new version of the model with its threshold, quality metrics, data
 checksum and code commit as tags. The "challenger" alias moves to it only when the quality gates
-in params.yaml pass; "Production" moves only when `register.promote` is true as well, since
+in params.yaml pass; "production" moves only when `register.promote` is true as well, since
 promoting is otherwise a person's decision (MLflow UI or `fraud promote`).
 reports/registered.json is not DVC-cached, so DVC's run cache cannot skip the registration.
 """

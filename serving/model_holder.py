@@ -1,4 +1,4 @@
-"""One holder of the model under an alias (default fraud-detector@Production), shared by the
+"""One holder of the model under an alias (default fraud-detector@production), shared by the
 stream scorer and the REST API.
 
 It resolves the alias to a version, downloads that version's artifacts, loads the native

@@ -478,7 +478,7 @@ class ModelChoice:
 
     @classmethod
     def choose(cls) -> ModelChoice:
-        """FRAUD_MODEL_ALIAS if set; else Production if the registry has it; else challenger."""
+        """FRAUD_MODEL_ALIAS if set; else production if the registry has it; else challenger."""
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
@@ -492,10 +492,10 @@ class ModelChoice:
             raise HarnessError(f"no model '{name}' in {uri}: run `make demo` first") from exc
         if wanted := os.environ.get("FRAUD_MODEL_ALIAS", "").strip():
             alias, why = wanted, "FRAUD_MODEL_ALIAS"
-        elif "Production" in aliases:
-            alias, why = "Production", "FRAUD_MODEL_ALIAS unset; Production is set"
+        elif "production" in aliases:
+            alias, why = "production", "FRAUD_MODEL_ALIAS unset; production is set"
         else:
-            alias, why = "challenger", "FRAUD_MODEL_ALIAS unset and Production not set"
+            alias, why = "challenger", "FRAUD_MODEL_ALIAS unset and production not set"
         if alias not in aliases:
             raise HarnessError(f"{name} has no alias '{alias}' (it has {sorted(aliases)})")
         version = client.get_model_version(name, str(aliases[alias]))

@@ -1,4 +1,4 @@
-"""The REST scoring API: the model under the Production alias over HTTP, with reason codes.
+"""The REST scoring API: the model under the production alias over HTTP, with reason codes.
 
 Run it with `fraud api` or `uvicorn serving.api:app`. It shares the stream scorer's model holder:
 one way to resolve the alias, load, validate and hot-swap a version; and the stream's contract:

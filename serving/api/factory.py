@@ -71,7 +71,7 @@ def create_app(
     app = FastAPI(
         title="Fraud scoring API",
         version="1",
-        summary="Scores card transactions with the model under the registry's Production alias.",
+        summary="Scores card transactions with the model under the registry's production alias.",
         lifespan=lifespan,
         max_body_size=settings.api_max_body_bytes,  # larger bodies get a 413
     )

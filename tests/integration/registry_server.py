@@ -43,7 +43,7 @@ class RegistryServer:
         if self.server is not None:
             self.server.terminate(timeout=20)
 
-    def promote(self, version: str, alias: str = "Production") -> None:
+    def promote(self, version: str, alias: str = "production") -> None:
         """Move the alias through the server, as the MLflow UI does (`fraud promote` is tested
         with the pipeline; here a subprocess would spend seconds importing mlflow)."""
         from mlflow import MlflowClient

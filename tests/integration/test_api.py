@@ -88,7 +88,7 @@ def shared_api(
 
 @pytest.fixture
 def api(shared_api: ApiServer, registry: RegistryServer) -> ApiServer:
-    """The shared server, on version 1 (a test may have moved Production)."""
+    """The shared server, on version 1 (a test may have moved production)."""
     registry.promote("1")
 
     def on_version_1() -> bool:
@@ -142,7 +142,7 @@ def test_model_info_is_the_registered_version(api: ApiServer, registry: Registry
 
     version = MlflowClient(tracking_uri=registry.uri).get_model_version(MODEL, "1")
     info = httpx.get(api.url + "/v1/model").json()
-    assert (info["name"], info["version"], info["alias"]) == (MODEL, "1", "Production")
+    assert (info["name"], info["version"], info["alias"]) == (MODEL, "1", "production")
     assert info["threshold"] == registry.thresholds["1"]
     assert info["run_id"] == version.run_id
     assert info["tags"] == version.tags
@@ -203,7 +203,7 @@ def test_alias_move_is_followed_and_no_response_mixes_versions(
         ):
             time.sleep(0.2)
         time.sleep(1.0)  # some more requests on version 2
-    finally:  # the next test's fixture moves Production back to version 1
+    finally:  # the next test's fixture moves production back to version 1
         stop.set()
         thread.join(timeout=30)
     versions = [score["model_version"] for _, score in singles]
@@ -215,7 +215,7 @@ def test_alias_move_is_followed_and_no_response_mixes_versions(
         assert len({s["model_version"] for s in scores}) == 1, "one batch, two versions"
         assert_scored_by(scores, rows[:10], registry)
     assert api.metric("fraud_model_reloads_total", 'result="success"') == reloads_before + 1
-    assert api.metric("fraud_model_info", f'alias="Production",name="{MODEL}",version="2"') == 1
+    assert api.metric("fraud_model_info", f'alias="production",name="{MODEL}",version="2"') == 1
 
 
 def test_bad_requests_get_4xx_without_the_values(api: ApiServer) -> None:
@@ -305,7 +305,7 @@ def test_workers_share_one_set_of_metrics(
         assert server.metric("fraud_http_requests_total", route) == len(rows)
         assert server.metric("fraud_fraud_probability_count") == len(rows)
     assert server.metric("fraud_api_ready") == 1
-    assert server.metric("fraud_model_info", f'alias="Production",name="{MODEL}",version="1"') == 1
+    assert server.metric("fraud_model_info", f'alias="production",name="{MODEL}",version="1"') == 1
     assert server.terminate() == 0
 
 

@@ -164,7 +164,7 @@ def test_the_monitor_gives_the_offline_verdict_and_raises_drift_on_a_stuck_field
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
     previous = mlflow.get_tracking_uri()
     try:
-        version, run_id = resolve_alias(MODEL, "Production")  # sets mlflow's tracking URI
+        version, run_id = resolve_alias(MODEL, "production")  # sets mlflow's tracking URI
         loaded = download_baseline(MODEL, version, run_id).baseline
     finally:
         mlflow.set_tracking_uri(previous)  # later tests in this process choose their own

@@ -3,7 +3,7 @@
 Debian's `prometheus` runs the repository's configuration (prometheus.yml and rules/ as they are;
 only targets/*.json point at this test's ports) while a `fraud score` on the session's broker, a
 `fraud monitor` on the same topics and a `fraud api` on the session's registry take traffic: a
-replay with malformed messages, API requests with some refused, and a move of the Production
+replay with malformed messages, API requests with some refused, and a move of the production
 alias halfway. Then each PromQL expression of each Grafana panel runs through Prometheus's HTTP
 API and must return data, and every alert rule must evaluate without error and stay quiet.
 Last, a replay with a field stuck at 0 must turn fraud_drift_detected to 1 and fire
@@ -153,7 +153,7 @@ def served_versions(service: harness.Service) -> set[str]:
 
 
 def send_traffic(stack: Stack, registry: RegistryServer, workdir: Path) -> Counter[int]:
-    """Replay transactions (2% malformed) while calling the API; Production moves to version 2
+    """Replay transactions (2% malformed) while calling the API; production moves to version 2
     a third of the way through. The API requests sent, by status."""
     source = workdir / "replay.parquet"
     synthetic_transactions(rows=2_000, fraud_rate=0.03, seed=22).to_parquet(source)

@@ -187,7 +187,7 @@ def test_every_offset_yields_one_prediction_or_one_dead_letter(
     }
     assert lag == {str(p): 0 for p in range(int(env["FRAUD_TOPIC_PARTITIONS"]))}
     assert (
-        scorer.metric("fraud_model_info", 'alias="Production",name="fraud-detector",version="1"')
+        scorer.metric("fraud_model_info", 'alias="production",name="fraud-detector",version="1"')
         == 1
     )
     assert scorer.terminate() == 0, scorer.log()

@@ -53,7 +53,7 @@ class StaticHolder:
 
 def model(booster: xgb.Booster, version: str = "3", threshold: float = 0.5) -> LoadedModel:
     tags = {"threshold": str(threshold), "auprc": "0.81", "roc_auc": "0.97", "git_commit": "abc"}
-    return LoadedModel("fraud-detector", version, "Production", threshold, booster, tags, "run-1")
+    return LoadedModel("fraud-detector", version, "production", threshold, booster, tags, "run-1")
 
 
 def transaction(index: int = 0, **overrides: Any) -> dict[str, Any]:
@@ -390,7 +390,7 @@ class BrokenModel(LoadedModel):
 
 
 def test_an_unexpected_error_is_a_generic_500(booster: xgb.Booster) -> None:
-    holder = StaticHolder(BrokenModel("fraud-detector", "3", "Production", 0.5, booster, {}, "r"))
+    holder = StaticHolder(BrokenModel("fraud-detector", "3", "production", 0.5, booster, {}, "r"))
     app = create_app(ApiSettings(), holder=holder)
     with TestClient(app, raise_server_exceptions=False) as client:
         for path, body in (
@@ -428,7 +428,7 @@ def test_model_info_shows_the_version_threshold_and_metrics(client: TestClient) 
     info = client.get("/v1/model").json()
     assert info["name"] == "fraud-detector"
     assert info["version"] == "3"
-    assert info["alias"] == "Production"
+    assert info["alias"] == "production"
     assert info["threshold"] == 0.5
     assert info["metrics"] == {"auprc": 0.81, "roc_auc": 0.97}
     assert info["tags"]["git_commit"] == "abc"
@@ -526,7 +526,7 @@ class SlowModel(LoadedModel):
 
 
 def test_scoring_does_not_block_the_event_loop(booster: xgb.Booster) -> None:
-    holder = StaticHolder(SlowModel("fraud-detector", "3", "Production", 0.5, booster, {}, "r"))
+    holder = StaticHolder(SlowModel("fraud-detector", "3", "production", 0.5, booster, {}, "r"))
     app = create_app(ApiSettings(), holder=holder)
 
     async def scenario() -> tuple[float, float]:

@@ -44,7 +44,7 @@ def rows(count: int) -> npt.NDArray[np.float32]:
 
 
 def test_requests_queued_during_a_call_share_the_next_one(booster: xgb.Booster) -> None:
-    model = CountingModel("fraud-detector", "1", "Production", 0.5, booster, {}, "run")
+    model = CountingModel("fraud-detector", "1", "production", 0.5, booster, {}, "run")
     features = rows(41)
 
     async def scenario() -> list[tuple[LoadedModel, float]]:
@@ -64,8 +64,8 @@ def test_requests_queued_during_a_call_share_the_next_one(booster: xgb.Booster) 
 
 
 def test_each_call_is_scored_by_one_model(booster: xgb.Booster) -> None:
-    old = CountingModel("fraud-detector", "1", "Production", 0.5, booster, {}, "run")
-    new = LoadedModel("fraud-detector", "2", "Production", 0.5, booster, {}, "run")
+    old = CountingModel("fraud-detector", "1", "production", 0.5, booster, {}, "run")
+    new = LoadedModel("fraud-detector", "2", "production", 0.5, booster, {}, "run")
     source = Source(old)
 
     async def scenario() -> list[tuple[LoadedModel, float]]:
@@ -94,7 +94,7 @@ def test_without_a_model_every_waiting_request_fails(booster: xgb.Booster) -> No
 
 
 def test_a_lone_request_after_a_drain_starts_a_new_one(booster: xgb.Booster) -> None:
-    model = LoadedModel("fraud-detector", "1", "Production", 0.5, booster, {}, "run")
+    model = LoadedModel("fraud-detector", "1", "production", 0.5, booster, {}, "run")
 
     async def scenario() -> list[float]:
         batcher = PredictionBatcher(Source(model), anyio.CapacityLimiter(1))

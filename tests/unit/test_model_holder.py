@@ -94,7 +94,7 @@ def test_threshold_tag_is_read() -> None:
 
 
 def loaded(booster: xgb.Booster) -> LoadedModel:
-    return LoadedModel("fraud-detector", "3", "Production", 0.5, booster, {}, "run")
+    return LoadedModel("fraud-detector", "3", "production", 0.5, booster, {}, "run")
 
 
 def test_validation_accepts_probabilities_and_predict_matches_the_booster(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_a_failure_keeps_the_baseline_in_use_and_says_why(
         assert follower.refresh() == "failure"
     assert version(follower) is None
     assert follower.last_error is not None
-    assert "cannot resolve fraud-detector@Production" in follower.last_error
+    assert "cannot resolve fraud-detector@production" in follower.last_error
     assert "none loaded yet" in follower.last_error and "more lines" not in follower.last_error
 
     registry.alias = "1"

@@ -51,7 +51,7 @@ def test_shapes_are_checked() -> None:
 
 def test_the_models_contributions_plus_bias_sum_to_its_margin() -> None:
     booster: xgb.Booster = train_booster(list(FEATURE_COLUMNS))
-    model = LoadedModel("fraud-detector", "1", "Production", 0.5, booster, {}, "run")
+    model = LoadedModel("fraud-detector", "1", "production", 0.5, booster, {}, "run")
     rows = synthetic_transactions(rows=200, seed=7).loc[:, list(FEATURE_COLUMNS)]
     features = rows.to_numpy(dtype=np.float32)
     contributions = model.contributions(features)

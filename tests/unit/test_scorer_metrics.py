@@ -136,7 +136,7 @@ def test_scorer_metrics_registers_every_design_metric() -> None:
     metrics.predictions.labels(decision="fraud").inc()
     metrics.dead_letters.labels(reason="invalid_json").inc()
     metrics.model_reloads.labels(result="loaded").inc()
-    metrics.show_model("fraud-detector", "3", "Production")
+    metrics.show_model("fraud-detector", "3", "production")
     metrics.show_lag(lambda: {0: 5})
     names = exposed_names(metrics.registry)
     missing = [name for name in DESIGN_METRIC_NAMES if name not in names]
@@ -175,8 +175,8 @@ def test_scorer_batch_histograms_are_fed_by_arrays() -> None:
 
 def test_show_model_leaves_exactly_one_model_info_series() -> None:
     metrics = ScorerMetrics()
-    metrics.show_model("fraud-detector", "3", "Production")
-    metrics.show_model("fraud-detector", "4", "Production")
+    metrics.show_model("fraud-detector", "3", "production")
+    metrics.show_model("fraud-detector", "4", "production")
     metrics.show_model("fraud-detector", "5", "challenger")
     (family,) = [
         f

@@ -1,8 +1,10 @@
 """DVC stage `evaluate`: choose the cost-minimising threshold on validation, measure on test.
 
-Writes reports/metrics.json (for `dvc metrics show`) and the data behind the PR curve, ROC
-curve, confusion matrix and cost-vs-threshold plots (for `dvc plots show`), and logs all of it
-to the training run in MLflow.
+Writes reports/metrics.json (for `dvc metrics show`), the data behind the PR curve, ROC
+curve, confusion matrix and cost-vs-threshold plots (CSV, for `dvc plots show`) and the same
+four as pictures (reports/plots/*.png, drawn by pipelines.figures), and logs all of it to the
+training run in MLflow: the metrics, the tables under `evaluation/`, the pictures under `plots/`
+and as image charts on the run page.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fraud.metrics import (
 from fraud.schema import AMOUNT_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, feature_matrix
 from infra.paths import METRICS_FILE, MODEL_FILE, PLOTS_DIR, TRAIN_RUN_FILE
 from infra.tracking import configure_mlflow
+from pipelines.figures import evaluation_figures, save_png
 from pipelines.params import EvaluateParams, load_params
 from pipelines.stage import StageError, load_split, read_json, run_stage, write_json
 
@@ -112,18 +115,25 @@ def evaluate(
     return metrics, plots
 
 
-def write_reports(metrics: dict[str, float], plots: dict[str, pd.DataFrame]) -> list[Path]:
+def write_reports(
+    metrics: dict[str, float], plots: dict[str, pd.DataFrame]
+) -> tuple[list[Path], list[Path]]:
+    """Write metrics.json and, in reports/plots, each table as CSV and its picture as PNG;
+    returns the CSV paths and the PNG paths."""
     write_json(METRICS_FILE, {k: round(float(v), 6) for k, v in metrics.items()})
     PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    paths = []
+    tables = []
     for name, table in plots.items():
         path = PLOTS_DIR / f"{name}.csv"
         table.to_csv(path, index=False, float_format="%.6g")
-        paths.append(path)
-    return paths
+        tables.append(path)
+    pictures = save_png(evaluation_figures(plots, metrics), PLOTS_DIR)
+    return tables, pictures
 
 
-def log_to_run(run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
+def log_to_run(
+    run_id: str, metrics: dict[str, float], tables: list[Path], pictures: list[Path]
+) -> None:
     import mlflow
 
     configure_mlflow()
@@ -131,16 +141,22 @@ def log_to_run(run_id: str, metrics: dict[str, float], files: list[Path]) -> Non
         mlflow.log_metrics(
             {f"test_{k}" if k != "threshold" else k: float(v) for k, v in metrics.items()}
         )
-        for path in [METRICS_FILE, *files]:
+        for path in [METRICS_FILE, *tables]:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
+        for path in pictures:
+            # As files (`plots/pr_curve.png`, …: the Artifacts tab previews and downloads them)
+            # and as image charts keyed by name, which the run page's "Model metrics" tab shows
+            # beside the metric charts.
+            mlflow.log_artifact(str(path), artifact_path="plots")
+            mlflow.log_image(mlflow.Image(str(path)), key=path.stem, step=0, synchronous=True)
 
 
 def main() -> None:
     params = load_params().evaluate
     run: dict[str, Any] = read_json(TRAIN_RUN_FILE, "train")
     metrics, plots = evaluate(load_booster(), load_split("valid"), load_split("test"), params)
-    files = write_reports(metrics, plots)
-    log_to_run(run["run_id"], metrics, files)
+    tables, pictures = write_reports(metrics, plots)
+    log_to_run(run["run_id"], metrics, tables, pictures)
     console.print(
         f"evaluate: test AUPRC {metrics['auprc']:.4f} "
         f"(95% CI {metrics['auprc_ci_low']:.4f}-{metrics['auprc_ci_high']:.4f}), "

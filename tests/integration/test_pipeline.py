@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xgboost as xgb
@@ -95,7 +96,7 @@ def test_first_repro_trains_evaluates_and_registers_a_challenger(pipeline: Pipel
     assert ran_stages(output) == {"fetch", "prepare", "train", "evaluate", "baseline", "register"}
     assert pipeline.versions() == [1]
     assert pipeline.alias("challenger") == 1
-    assert pipeline.alias("Production") is None, "only a person or register.promote moves it"
+    assert pipeline.alias("production") is None, "only a person or register.promote moves it"
     version = pipeline.client().get_model_version(MODEL, "1")
     logged = {
         a.path for a in pipeline.client().list_artifacts(str(version.run_id), "drift_baseline")
@@ -162,24 +163,69 @@ def test_registered_model_is_the_native_booster_with_a_signature(pipeline: Pipel
     assert booster.predict(matrix).tolist() == local.predict(matrix).tolist()
 
 
-def test_model_analysis_notebook_runs_and_agrees_with_the_reports(pipeline: Pipeline) -> None:
+def execute_notebook(path: Path, probe: str | None = None) -> list[dict[str, Any]]:
+    """Run every cell of the notebook in a fresh kernel from its folder, plus, with `probe`,
+    one more code cell at the end (never saved); every cell's outputs, in order. Raises
+    CellExecutionError, naming the cell, if any cell fails."""
     import nbformat
     from nbclient import NotebookClient
 
-    path = pipeline.repo / "notebooks/model_analysis.ipynb"
     notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    if probe is not None:
+        notebook.cells.append(nbformat.v4.new_code_cell(probe))  # type: ignore[no-untyped-call]
     client = NotebookClient(
-        notebook, timeout=300, resources={"metadata": {"path": str(pipeline.repo / "notebooks")}}
+        notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}}
     )
-    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+    client.execute()
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    return outputs
 
-    errors = [
-        output
-        for cell in notebook.cells
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    assert errors == []
+
+def test_model_analysis_notebook_runs_and_agrees_with_the_reports(pipeline: Pipeline) -> None:
+    execute_notebook(pipeline.repo / "notebooks/model_analysis.ipynb")
+
+
+# The exploration notebook's numbers, printed as JSON by a cell the test appends.
+EXPLORATION_PROBE = """
+import json
+print(json.dumps({
+    "rows": len(frame),
+    "fraud_share": fraud_share,
+    "class_counts": {k: int(v) for k, v in class_counts.items()},
+    "fraud_amount_total": fraud_amount_total,
+    "hourly_transactions": [int(hourly["transactions"].get(h, 0)) for h in range(24)],
+    "hourly_frauds": [int(hourly["frauds"].get(h, 0)) for h in range(24)],
+    "top_separation": list(separation.index[:5]),
+    "split_rows": {k: int(v) for k, v in split_summary["rows"].items()},
+}))
+"""
+
+
+def test_exploration_notebook_runs_and_agrees_with_the_data(pipeline: Pipeline) -> None:
+    import pandas as pd
+
+    outputs = execute_notebook(pipeline.repo / "notebooks/exploration.ipynb", EXPLORATION_PROBE)
+
+    found = json.loads(outputs[-1]["text"])
+    data = pd.read_csv(pipeline.repo / "data/raw/creditcard.csv")  # what fetch wrote
+    frauds = data["Class"] == 1
+    assert found["rows"] == len(data)
+    assert found["fraud_share"] == pytest.approx(frauds.mean(), abs=1e-12)
+    assert found["class_counts"] == {"legit": int((~frauds).sum()), "fraud": int(frauds.sum())}
+    assert found["fraud_amount_total"] == pytest.approx(data.loc[frauds, "Amount"].sum())
+    hours = (data["Time"] // 3600).astype(int) % 24
+    assert found["hourly_transactions"] == [int((hours == h).sum()) for h in range(24)]
+    assert found["hourly_frauds"] == [int((frauds & (hours == h)).sum()) for h in range(24)]
+    # tests/synthetic.py shifts exactly these components for its frauds.
+    assert set(found["top_separation"]) == {"V3", "V10", "V12", "V14", "V17"}
+    # The notebook's chronological split is the pipeline's own.
+    manifest = json.loads((pipeline.repo / "data/processed/manifest.json").read_text())
+    assert found["split_rows"] == {
+        name: manifest["splits"][name]["rows"] for name in ("train", "valid", "test")
+    }
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == 5, "imbalance, amounts, hours, features, drift"
 
 
 def test_second_repro_changes_nothing(pipeline: Pipeline) -> None:
@@ -242,18 +288,25 @@ def test_promote_param_moves_production_when_gates_pass(pipeline: Pipeline) -> N
 
     assert pipeline.versions() == [1, 2, 3, 4, 5]
     assert pipeline.alias("challenger") == 5
-    assert pipeline.alias("Production") == 5
+    assert pipeline.alias("production") == 5
 
 
 def test_fraud_promote_and_models(pipeline: Pipeline) -> None:
     moved = pipeline.fraud("promote", "--version", "2")
     assert "version 2 (was version 5)" in moved.stdout
-    assert pipeline.alias("Production") == 2
+    assert pipeline.alias("production") == 2
 
     missing = pipeline.fraud("promote", "--version", "42", check=False)
     assert missing.returncode == 1
     assert "no version 42" in missing.stderr and "1, 2, 3, 4, 5" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+    kept = pipeline.fraud("promote", "--if-unset")
+    assert "production is version 2 already; left as it is" in kept.stdout
+    assert pipeline.alias("production") == 2
+    first = pipeline.fraud("promote", "--alias", "first", "--if-unset")
+    assert "first -> version 5 (was unset)" in first.stdout, "the challenger, by default"
+    assert pipeline.alias("first") == 5
 
     canary = pipeline.fraud("promote", "--version", "4", "--alias", "canary")
     assert "version 4 failed the pipeline's quality gates" in canary.stderr
@@ -262,7 +315,7 @@ def test_fraud_promote_and_models(pipeline: Pipeline) -> None:
     listing = pipeline.fraud("models").stdout
     rows = [line for line in listing.splitlines() if re.match(r"^\W*\d+\s", line)]
     assert len(rows) == 5
-    assert any("Production" in row and re.match(r"^\W*2\s", row) for row in rows)
+    assert any("production" in row and re.match(r"^\W*2\s", row) for row in rows)
 
 
 @pytest.fixture
@@ -278,12 +331,12 @@ def mlflow_server(pipeline: Pipeline) -> Iterator[str]:
 
 def test_mlflow_server_serves_the_same_registry(pipeline: Pipeline, mlflow_server: str) -> None:
     over_http = MlflowClient(tracking_uri=mlflow_server)
-    assert int(over_http.get_model_version_by_alias(MODEL, "Production").version) == 2
+    assert int(over_http.get_model_version_by_alias(MODEL, "production").version) == 2
 
     env = pipeline.env | {"MLFLOW_TRACKING_URI": mlflow_server}
     run(["fraud", "promote", "--version", "3"], pipeline.repo, env)
 
-    assert pipeline.alias("Production") == 3, "an alias moved through the server is in the store"
+    assert pipeline.alias("production") == 3, "an alias moved through the server is in the store"
 
 
 def test_mlflow_run_train_entry_point(pipeline: Pipeline) -> None:

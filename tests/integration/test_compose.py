@@ -218,10 +218,38 @@ def variables_read() -> set[str]:
     return names
 
 
+# Grafana's port is its own default; the others are the defaults of the project's settings.
+GRAFANA_PORT = 3000
+
+
+def settings_ports() -> dict[str, int]:
+    """Service -> the port the project's settings give it by default (the native stack's)."""
+    from infra.settings import (
+        ApiSettings,
+        KafkaSettings,
+        MonitorSettings,
+        ScorerSettings,
+        StackSettings,
+    )
+
+    stack = StackSettings.model_fields
+    return {
+        "kafka": int(KafkaSettings.model_fields["kafka_bootstrap"].default.rsplit(":", 1)[1]),
+        "mlflow": int(stack["mlflow_port"].default),
+        "api": int(ApiSettings.model_fields["api_port"].default),
+        "scorer": int(ScorerSettings.model_fields["scorer_metrics_port"].default),
+        "monitor": int(MonitorSettings.model_fields["monitor_metrics_port"].default),
+        "prometheus": int(stack["prometheus_port"].default),
+        "grafana": GRAFANA_PORT,
+    }
+
+
 def design_ports() -> dict[str, int]:
-    """Service -> port, from DESIGN.md's "Ports: Kafka 9092, MLflow 5000, ..." sentence."""
+    """Service -> port, from DESIGN.md's "Ports: Kafka 9092, MLflow 5000, ..." sentence; the
+    settings' defaults when DESIGN.md is not beside the repository (a clone on its own), which
+    test_design_ports_are_the_settings_defaults keeps equal to it."""
     if not DESIGN_FILE.is_file():
-        pytest.skip(f"{DESIGN_FILE} is not beside the repository")
+        return settings_ports()
     text = " ".join(DESIGN_FILE.read_text().split())
     found = re.search(r"\bPorts: (.+?)\. ", text)
     assert found, "DESIGN.md has no 'Ports: ...' sentence"
@@ -230,6 +258,12 @@ def design_ports() -> dict[str, int]:
         name, port = item.strip().rsplit(" ", 1)
         ports[DESIGN_NAMES[name]] = int(port)
     return ports
+
+
+def test_design_ports_are_the_settings_defaults() -> None:
+    if not DESIGN_FILE.is_file():
+        pytest.skip(f"{DESIGN_FILE} is not beside the repository")
+    assert design_ports() == settings_ports()
 
 
 def url_ports(text: str) -> set[int]:

@@ -20,7 +20,7 @@ from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
 from cli.kafka import kafka_app
 from cli.stack import down, stack_part, status, up
 from infra.paths import TEST_SPLIT_FILE, project_root
-from infra.registry import RegistryError, list_versions, set_alias
+from infra.registry import RegistryError, VersionSummary, list_versions, set_alias
 from infra.settings import (
     CHALLENGER_ALIAS,
     MLFLOW_CLIENT_DEFAULTS,
@@ -119,9 +119,16 @@ def promote(
             "--if-unset", help="Only when the alias points at no version yet (first deployment)."
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Move the alias even when the version fails serving's checks."
+        ),
+    ] = False,
     model: ModelName = None,
 ) -> None:
-    """Point an alias (default: production) at a registered version, as the MLflow UI does."""
+    """Point an alias (default: production) at a registered version, as the MLflow UI does,
+    once the version passes the checks the scorer and the API run when they load it."""
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -136,6 +143,14 @@ def promote(
                     f"no version of {name} is the {CHALLENGER_ALIAS} (the pipeline sets that "
                     "alias on a version passing its quality gates); name one with --version."
                 )
+        target = next((v for v in versions if v.version == version), None)
+        problem = None if force or target is None else _serving_problem(name, target, alias)
+        if problem is not None:
+            raise _fail(
+                f"version {version} of {name} cannot be served ({problem}): the scorer and the "
+                f"API would refuse it, so {alias} stays where it is. Fix the version, or move "
+                "the alias anyway with --force."
+            )
         move = set_alias(name, version, alias)
     except RegistryError as exc:
         raise _fail(str(exc)) from None
@@ -147,6 +162,24 @@ def promote(
         )
     was = f" (was version {move.previous})" if move.previous is not None else " (was unset)"
     console.print(f"{name}@{alias} -> version {version}{was}")
+
+
+def _serving_problem(name: str, target: VersionSummary, alias: str) -> str | None:
+    """Why serving would refuse this version (the model holder's own checks), or None."""
+    from mlflow import MlflowClient
+
+    from infra.tracking import configure_mlflow
+    from serving.model_holder import ModelLoadError, load_version
+
+    configure_mlflow()
+    try:
+        load_version(MlflowClient(), name, str(target.version), alias, target.tags)
+    except ModelLoadError as exc:
+        return str(exc)
+    except Exception as exc:  # a broken booster file, an artifact that cannot be downloaded
+        first = str(exc).strip().splitlines()
+        return f"it does not load: {first[0] if first else type(exc).__name__}"
+    return None
 
 
 @app.command("mlflow")

@@ -146,6 +146,25 @@ def validate_model(model: LoadedModel, reference_rows: list[list[float]]) -> Non
         )
 
 
+def load_version(
+    client: Any, name: str, version: str, alias: str, tags: dict[str, str], threads: int = 1
+) -> LoadedModel:
+    """Download and check one registered version as serving would: its threshold tag, the
+    xgboost flavor, the signature's features, and scores in [0, 1] on reference rows.
+    ModelLoadError says what is wrong; `fraud promote` runs the same before moving an alias."""
+    from mlflow.artifacts import download_artifacts
+
+    threshold = _threshold(tags, version)
+    uri = client.get_model_version_download_uri(name, version)
+    with tempfile.TemporaryDirectory(prefix="fraud-model-") as tmp:
+        model_dir = Path(download_artifacts(artifact_uri=uri, dst_path=tmp))
+        booster, reference = _load_booster(model_dir, threads)
+    run_id = client.get_model_version(name, version).run_id or ""
+    model = LoadedModel(name, version, alias, threshold, booster, tags, run_id)
+    validate_model(model, reference)
+    return model
+
+
 class ReloadRecorder(Protocol):
     """Where reload results go (serving.instruments.ModelMetrics)."""
 
@@ -231,17 +250,7 @@ class ModelHolder:
     def _load(
         self, client: Any, name: str, version: str, alias: str, tags: dict[str, str]
     ) -> LoadedModel:
-        from mlflow.artifacts import download_artifacts
-
-        threshold = _threshold(tags, version)
-        uri = client.get_model_version_download_uri(name, version)
-        with tempfile.TemporaryDirectory(prefix="fraud-model-") as tmp:
-            model_dir = Path(download_artifacts(artifact_uri=uri, dst_path=tmp))
-            booster, reference = _load_booster(model_dir, self.settings.model_threads)
-        run_id = client.get_model_version(name, version).run_id or ""
-        model = LoadedModel(name, version, alias, threshold, booster, tags, run_id)
-        validate_model(model, reference)
-        return model
+        return load_version(client, name, version, alias, tags, self.settings.model_threads)
 
     def start(self) -> None:
         """Load now if possible, then poll the registry in a daemon thread."""

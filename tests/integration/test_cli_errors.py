@@ -1,5 +1,6 @@
 """The commands a person runs fail in one sentence, not a traceback, when what they need is
-missing: a broker that does not answer, a metrics port another process holds."""
+missing: a broker that does not answer, a metrics port another process holds, a model version
+the services would refuse."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from tests.harness import free_port
 from tests.integration.conftest import clean_env
+from tests.integration.registry_server import RegistryServer
 
 
 def run_all(commands: list[list[str]], env: dict[str, str], cwd: Path) -> list[tuple[int, str]]:
@@ -82,3 +84,39 @@ def test_monitor_with_its_metrics_port_taken(tmp_path: Path) -> None:
         )
     assert code == 1, output
     assert_one_line_error(output, f"127.0.0.1:{port}", "FRAUD_MONITOR_METRICS_PORT")
+
+
+def test_promote_refuses_a_version_serving_would_refuse(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    """`fraud promote` runs the model holder's checks first: a version the services would
+    refuse is not promoted (one line says why) unless --force; a sound one is."""
+    from mlflow import MlflowClient
+
+    bad = registry.register_mismatched_version()
+    env = clean_env(tmp_path / "home", MLFLOW_TRACKING_URI=registry.uri)
+    alias = "promote-check"
+    client = MlflowClient(tracking_uri=registry.uri)
+
+    def promote(*args: str) -> tuple[int, str]:
+        ((code, output),) = run_all([["fraud", "promote", "--alias", alias, *args]], env, tmp_path)
+        return code, output
+
+    try:
+        code, output = promote("--version", bad)
+        assert code == 1, output
+        assert_one_line_error(
+            output,
+            f"version {bad} of fraud-detector cannot be served",
+            "differ from the expected features",
+            "--force",
+        )
+        assert alias not in client.get_registered_model("fraud-detector").aliases
+
+        code, output = promote("--version", "1")
+        assert code == 0 and f"@{alias} -> version 1 (was unset)" in output, output
+
+        code, output = promote("--version", bad, "--force")
+        assert code == 0 and f"@{alias} -> version {bad} (was version 1)" in output, output
+    finally:
+        client.delete_registered_model_alias("fraud-detector", alias)

@@ -244,11 +244,13 @@ def check(settings: StackSettings) -> list[PartStatus]:
     result = []
     for part, problem in zip(parts, problems, strict=True):
         process = states.get(part.name)
+        said = [problem] if problem else []
         if process is None:
-            problem = "not started by `fraud up`" + (f"; {problem}" if problem else "")
+            problem = "; ".join(["not started by `fraud up`", *said])
         elif process.state != "RUNNING":
-            problem = f"{process.state.lower()}: {process.description}" + (
-                f"; {problem}" if problem else ""
+            state = process.state.lower()
+            problem = "; ".join(
+                [f"{state}: {process.description}" if process.description else state, *said]
             )
         result.append(PartStatus(part, process, problem))
     return result

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from fraud.drift import Baseline
+from infra.poller import Poller
 from infra.settings import ModelSettings
 from monitoring.baseline_store import VersionBaseline, download_baseline, resolve_alias
 
@@ -47,8 +48,7 @@ class BaselineFollower:
         self._download = download
         self._current: VersionBaseline | None = None
         self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("baseline-follower", settings.model_poll_seconds, self.refresh)
         self._lock = threading.Lock()
 
     @property
@@ -101,20 +101,10 @@ class BaselineFollower:
     def start(self) -> None:
         """Load now if possible, then poll the registry in a daemon thread."""
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, name="baseline-follower", daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.settings.model_poll_seconds):
-            try:
-                self.refresh()
-            except Exception:  # the poller must outlive any surprise; the next poll retries
-                log.exception("baseline poll failed")
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop()
 
 
 def _first_line(exc: BaseException) -> str:

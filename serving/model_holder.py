@@ -25,6 +25,7 @@ import xgboost as xgb
 import yaml
 
 from fraud.schema import FEATURE_COLUMNS
+from infra.poller import Poller
 from infra.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,7 @@ class ModelHolder:
         self._current: LoadedModel | None = None
         self._metrics = metrics
         self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("model-holder", self.settings.model_poll_seconds, self.refresh)
         self.last_error: str | None = None
 
     @property
@@ -255,20 +255,10 @@ class ModelHolder:
     def start(self) -> None:
         """Load now if possible, then poll the registry in a daemon thread."""
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, name="model-holder", daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.settings.model_poll_seconds):
-            try:
-                self.refresh()
-            except Exception:  # the poller must outlive any surprise; the next poll retries
-                log.exception("model poll failed")
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop()
 
 
 def _first_line(exc: BaseException) -> str:

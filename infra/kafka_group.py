@@ -8,10 +8,42 @@ Both the scorer and the monitor leave and join again when this watch says so.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from kafka.errors import KafkaError
 from kafka.structs import MemberState
+
+RETRY_SECONDS = 5.0
+
+
+def connect_until_up(
+    stop_event: threading.Event,
+    bootstrap: str,
+    connect: Callable[[], None],
+    close: Callable[[], None],
+    log: logging.Logger,
+) -> bool:
+    """Call `connect` until it succeeds, saying why and retrying every few seconds while the
+    broker (or a topic) is not there yet; `close` drops what a failed try left open. False if
+    a stop came first. The scorer and the monitor both start this way."""
+    while not stop_event.is_set():
+        try:
+            connect()
+            return True
+        except KafkaError as exc:
+            log.warning(
+                "cannot use Kafka at %s (%s); is it running, with its topics? Retrying in %.0f s",
+                bootstrap,
+                exc,
+                RETRY_SECONDS,
+            )
+            close()
+            stop_event.wait(RETRY_SECONDS)
+    return False
 
 
 class RebalanceWatch:

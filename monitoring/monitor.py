@@ -33,7 +33,7 @@ from kafka.errors import KafkaError
 from prometheus_client import disable_created_metrics
 
 from fraud.drift import Baseline
-from infra.kafka_group import RebalanceWatch
+from infra.kafka_group import RebalanceWatch, connect_until_up
 from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, MonitorSettings
 from monitoring import drift
@@ -322,19 +322,9 @@ class DriftMonitor:
         self.consumer.subscribe(topics, listener=_HoldNewPartitions(self))
 
     def _connect_until_up(self) -> bool:
-        while not self.stop_event.is_set():
-            try:
-                self._connect()
-                return True
-            except KafkaError as exc:
-                log.warning(
-                    "cannot use Kafka at %s (%s); is it running, with its topics? Retrying in 5 s",
-                    self.settings.kafka_bootstrap,
-                    exc,
-                )
-                self._close()
-                self.stop_event.wait(5)
-        return False
+        return connect_until_up(
+            self.stop_event, self.settings.kafka_bootstrap, self._connect, self._close, log
+        )
 
     def _rejoin(self) -> bool:
         """A new consumer that joins the group afresh; False if a stop came first."""

@@ -30,7 +30,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
-from infra.kafka_group import RebalanceWatch
+from infra.kafka_group import RebalanceWatch, connect_until_up
 from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, ScorerSettings
 from serving.instruments import ScorerMetrics
@@ -121,20 +121,14 @@ class StreamScorer:
 
     def _connect_until_up(self) -> bool:
         """Connect, retrying while the broker is not up yet; False if a stop came first."""
-        while not self.stop_event.is_set():
-            try:
-                self._connect()
-                return True
-            except KafkaError as exc:
-                log.warning(
-                    "cannot use Kafka at %s (%s); is it running, with its topics? Retrying in 5 s",
-                    self.settings.kafka_bootstrap,
-                    exc,
-                )
-                self._close()
-                self.consumer = self.producer = None
-                self.stop_event.wait(5)
-        return False
+
+        def drop() -> None:
+            self._close()
+            self.consumer = self.producer = None
+
+        return connect_until_up(
+            self.stop_event, self.settings.kafka_bootstrap, self._connect, drop, log
+        )
 
     def _close(self) -> None:
         if self.consumer is not None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
+from cli.errors import err_console, fail, invalid_settings
 from cli.kafka import kafka_app
 from cli.stack import down, stack_part, status, up
 from infra.paths import TEST_SPLIT_FILE, project_root
@@ -43,7 +44,6 @@ for command in (up, down, status):
     app.command()(command)
 app.command("stack-part", hidden=True)(stack_part)
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 ModelName = Annotated[
     str | None,
@@ -51,11 +51,6 @@ ModelName = Annotated[
         "--model", help="Registered model name (default: FRAUD_MODEL_NAME, else fraud-detector)."
     ),
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def _short(value: str | None) -> str:
@@ -72,7 +67,7 @@ def models(model: ModelName = None) -> None:
     try:
         versions = list_versions(name)
     except RegistryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"{name} in {TrackingSettings().tracking_uri}")
     for column in (
         "ver",
@@ -139,21 +134,21 @@ def promote(
         if version is None:
             version = next((v.version for v in versions if CHALLENGER_ALIAS in v.aliases), None)
             if version is None:
-                raise _fail(
+                raise fail(
                     f"no version of {name} is the {CHALLENGER_ALIAS} (the pipeline sets that "
                     "alias on a version passing its quality gates); name one with --version."
                 )
         target = next((v for v in versions if v.version == version), None)
         problem = None if force or target is None else _serving_problem(name, target, alias)
         if problem is not None:
-            raise _fail(
+            raise fail(
                 f"version {version} of {name} cannot be served ({problem}): the scorer and the "
                 f"API would refuse it, so {alias} stays where it is. Fix the version, or move "
                 "the alias anyway with --force."
             )
         move = set_alias(name, version, alias)
     except RegistryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if move.target.tags.get("quality_gates") == "failed":
         err_console.print(
             f"[yellow]warning:[/] version {version} failed the pipeline's quality gates "
@@ -191,7 +186,7 @@ def mlflow_server(
     """Start the MLflow tracking server and UI over the project's store (MLFLOW_TRACKING_URI)."""
     store = TrackingSettings().tracking_uri
     if store.startswith(("http://", "https://")):
-        raise _fail(
+        raise fail(
             f"MLFLOW_TRACKING_URI is {store}, already a server; "
             "point it at a database (e.g. sqlite:///mlflow.db) to serve that store."
         )
@@ -209,13 +204,6 @@ def mlflow_server(
     )
 
 
-def _settings_error(exc: ValidationError) -> typer.Exit:
-    problems = "; ".join(
-        f"FRAUD_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-    )
-    return _fail(f"invalid setting ({problems}); fix the variable or option named.")
-
-
 def _given(**options: Any) -> dict[str, Any]:
     """The options given on the command line; the rest come from the environment or defaults."""
     return {name: value for name, value in options.items() if value is not None}
@@ -225,7 +213,7 @@ def _kafka_settings() -> KafkaSettings:
     try:
         return KafkaSettings()
     except ValidationError as exc:
-        raise _settings_error(exc) from None
+        raise invalid_settings(exc) from None
 
 
 def _log_config() -> dict[str, Any]:
@@ -293,13 +281,13 @@ def score(
         )
         holder_settings = ModelSettings()
     except ValidationError as exc:
-        raise _settings_error(exc) from None
+        raise invalid_settings(exc) from None
     _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
     try:
         code = serve(settings, holder_settings)
     except MetricsPortError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     raise typer.Exit(code=code)
 
 
@@ -363,13 +351,13 @@ def monitor(
         )
         model_settings = ModelSettings()
     except ValidationError as exc:
-        raise _settings_error(exc) from None
+        raise invalid_settings(exc) from None
     _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
     try:
         code = serve(settings, model_settings)
     except MetricsPortError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     raise typer.Exit(code=code)
 
 
@@ -396,7 +384,7 @@ def api(
         settings = ApiSettings(**_given(api_host=host, api_port=port, api_workers=workers))
         holder_settings = ModelSettings()
     except ValidationError as exc:
-        raise _settings_error(exc) from None
+        raise invalid_settings(exc) from None
     environment = dict(MLFLOW_CLIENT_DEFAULTS)
     if settings.api_workers > 1 and settings.metrics_multiproc_dir is None:
         environment["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings.api_port))
@@ -504,7 +492,7 @@ def replay(
                 seed=seed, progress=lambda n: bar.advance(task, n),
             )  # fmt: skip
     except ReplayError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KafkaError as exc:
         raise _kafka_unreachable(settings, exc) from None
     malformed = sum(summary.malformed.values())
@@ -575,7 +563,7 @@ def _quiet_kafka_client() -> None:
 
 
 def _kafka_unreachable(settings: KafkaSettings, exc: Exception) -> typer.Exit:
-    return _fail(
+    return fail(
         f"cannot use Kafka at {settings.kafka_bootstrap} ({exc}); is the "
         "broker running (`fraud kafka start`), and is FRAUD_KAFKA_BOOTSTRAP right?"
     )

@@ -14,13 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import err_console, fail
 from fraud.drift import DRIFT_FEATURES, FLAG_COLUMN, SCORE_COLUMN
 from fraud.schema import TRANSACTION_COLUMNS, feature_matrix
 from infra.paths import project_root
 from infra.settings import ModelSettings
 
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 
 class DriftCommandError(RuntimeError):
@@ -88,7 +88,7 @@ def run_drift(current: Path, reference: Path | None, report: Path | None) -> Non
             if scores is None:
                 scores = _score_with(model, transactions)
     except (DriftCommandError, BaselineError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if scores is None:
         err_console.print(
             "note: no scores, so no prediction drift or alert rate: add fraud_probability and "
@@ -151,11 +151,6 @@ def _score_with(model: ModelSettings, transactions: pd.DataFrame) -> pd.DataFram
 def _default_report_path() -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return project_root() / "reports" / "drift" / f"offline-{stamp}.html"
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def _figure(value: float | None, digits: int = 3) -> str:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import err_console, fail
 from infra.settings import BrokerSettings, KafkaSettings
 from serving.kafka_broker import (
     KAFKA_VERSION,
@@ -26,12 +27,6 @@ kafka_app = typer.Typer(
     add_completion=False,
 )
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def _settings(partitions: int | None = None) -> tuple[KafkaSettings, BrokerSettings]:
@@ -42,7 +37,7 @@ def _settings(partitions: int | None = None) -> tuple[KafkaSettings, BrokerSetti
     except ValidationError as exc:
         error = exc.errors()[0]
         variable = f"FRAUD_{str(error['loc'][0]).upper()}" if error["loc"] else "a FRAUD_ setting"
-        raise _fail(f"{variable} is invalid ({error['msg']}); fix or unset it.") from None
+        raise fail(f"{variable} is invalid ({error['msg']}); fix or unset it.") from None
 
 
 @kafka_app.command("jars")
@@ -51,7 +46,7 @@ def jars_command() -> None:
     try:
         libs = ensure_jars()
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"Kafka {KAFKA_VERSION} jars in {libs}")
 
 
@@ -75,7 +70,7 @@ def start_command(
         ensure_jars()
         result = start(kafka, broker, timeout=timeout)
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if result.already_running:
         console.print(
             f"Kafka broker already running on {result.bootstrap} (pid {result.pid}).",
@@ -115,7 +110,7 @@ def run_command(
     try:
         code = run(kafka, broker, on_ready=say_ready)
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     raise typer.Exit(code=code)
 
 
@@ -130,7 +125,7 @@ def stop_command(
     try:
         pid = stop(broker, timeout=timeout)
     except (BrokerError, PermissionError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if pid is None:
         console.print(f"No Kafka broker was running from {broker.data_dir}.", highlight=False)
     else:
@@ -144,7 +139,7 @@ def status_command() -> None:
     try:
         state = status(kafka, broker)
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if not state.running:
         console.print(
             f"Kafka broker not running (data dir {state.data_dir}); start it with "

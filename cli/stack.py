@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import err_console, fail, invalid_settings
 from infra.paths import project_root
 from infra.settings import (
     ApiSettings,
@@ -42,7 +43,6 @@ from infra.settings import (
 from infra.supervisor import ProcessState, Program, Supervisor, SupervisorError
 
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 # The repo's Prometheus configuration and rules, shipped with this code.
 PROMETHEUS_SOURCE = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus"
@@ -69,11 +69,6 @@ class Stack:
     ports: list[tuple[str, str, int]]
     # What Prometheus scrapes: service → host:port.
     scrape_targets: dict[str, str]
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=1)
 
 
 def _supervisor(settings: StackSettings) -> Supervisor:
@@ -273,18 +268,11 @@ def _print_table(statuses: list[PartStatus], settings: StackSettings) -> None:
     Console(soft_wrap=True, width=max(console.width, 120)).print(table)
 
 
-def _invalid(exc: ValidationError) -> typer.Exit:
-    problems = "; ".join(
-        f"FRAUD_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-    )
-    return _fail(f"invalid setting ({problems}); fix the variable named.")
-
-
 def _settings() -> StackSettings:
     try:
         return StackSettings()
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_settings(exc) from None
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -311,22 +299,22 @@ def up(
     try:
         stack = build_stack(settings)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_settings(exc) from None
     store = TrackingSettings().tracking_uri
     if store.startswith(("http://", "https://")):
-        raise _fail(
+        raise fail(
             f"MLFLOW_TRACKING_URI is {store}, a server; `fraud up` runs its own MLflow server "
             "over a database: unset it (the default is the project's mlflow.db)."
         )
     if shutil.which(settings.prometheus_binary) is None:
-        raise _fail(
+        raise fail(
             f"no Prometheus binary {settings.prometheus_binary!r} on the PATH; install Debian's "
             "package (apt-get install prometheus) or set FRAUD_PROMETHEUS_BINARY."
         )
     try:
         ensure_jars()
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         if supervisor.running():
             err_console.print(
@@ -337,7 +325,7 @@ def up(
             taken = [(name, h, p) for name, h, p in stack.ports if _port_taken(h, p)]
             if taken:
                 listed = ", ".join(f"{h}:{p} ({name})" for name, h, p in taken)
-                raise _fail(
+                raise fail(
                     f"already in use: {listed}; stop what listens there (`fraud kafka stop` for "
                     "a broker of `fraud kafka start`) or set the variable named to a free port."
                 )
@@ -348,12 +336,12 @@ def up(
             _state_file(settings).write_text(json.dumps([asdict(p) for p in stack.parts]) + "\n")
             supervisor.start(stack.programs)
     except SupervisorError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     statuses = _wait_healthy(settings, timeout)
     _print_table(statuses, settings)
     if not all(s.healthy for s in statuses):
         unhealthy = [s.part.name for s in statuses if not s.healthy]
-        raise _fail(
+        raise fail(
             f"not healthy after {timeout:.0f} s: {', '.join(unhealthy)}; read "
             + ", ".join(str(supervisor.log_file(name)) for name in unhealthy)
             + " (is a version in production? `fraud models`)."
@@ -387,7 +375,7 @@ def down() -> None:
     try:
         pid = supervisor.shutdown()
     except SupervisorError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if pid is None:
         console.print("the stack is not running.")
     else:
@@ -454,7 +442,7 @@ def stack_part(name: Annotated[str, typer.Argument(help="The part to run.")]) ->
     settings = _settings()
     commands = build_stack(settings).commands
     if name not in commands:
-        raise _fail(f"no part named {name!r}; the parts are {', '.join(commands)}.")
+        raise fail(f"no part named {name!r}; the parts are {', '.join(commands)}.")
     record = _supervisor(settings).run_dir / f"{name}.pgid"
     _end_leftovers(record)
     record.write_text(f"{os.getpgrp()}\n")

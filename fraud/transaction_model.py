@@ -35,7 +35,10 @@ _DESCRIPTIONS = {
         "(and the drift monitor reads the hour of day from it); not a model feature."
     ),
     AMOUNT_COLUMN: "Transaction amount, at least 0.",
-    EVENT_TIME_FIELD: "When the card was used, ISO-8601 (optional; not a feature).",
+    EVENT_TIME_FIELD: (
+        "When the card was used, an RFC 3339 date-time such as 2026-11-28T10:00:00Z (optional; "
+        "not a feature). Any ISO-8601 time Python's datetime.fromisoformat reads is accepted."
+    ),
 }
 
 
@@ -64,7 +67,10 @@ def _field(name: str) -> Any:
     if name in TRANSACTION_COLUMNS:
         return _number(name)
     if name == EVENT_TIME_FIELD:
-        return str | None, Field(None, description=_DESCRIPTIONS[EVENT_TIME_FIELD])
+        # The schema's `date-time` is a subset of what `is_iso_time` reads, so a generated
+        # (RFC 3339) time is never refused; the check itself stays the validator's.
+        date_time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+        return date_time | None, Field(None, description=_DESCRIPTIONS[EVENT_TIME_FIELD])
     raise ValueError(f"no pydantic field for the contract's field {name!r}")
 
 

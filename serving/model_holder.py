@@ -83,6 +83,7 @@ class ReloadOutcome:
     result: str  # "success", "failure" or "unchanged"
     version: str | None
     reason: str = ""
+    unreachable: bool = False  # the registry did not answer
 
 
 def _threshold(tags: dict[str, str], version: str) -> float:
@@ -184,6 +185,7 @@ class ModelHolder:
         self._refresh_lock = threading.Lock()
         self._poller = Poller("model-holder", self.settings.model_poll_seconds, self.refresh)
         self.last_error: str | None = None
+        self._registry_unreachable = False
 
     @property
     def current(self) -> LoadedModel | None:
@@ -193,10 +195,20 @@ class ModelHolder:
     def ready(self) -> bool:
         return self._current is not None
 
+    @property
+    def unready_reason(self) -> str | None:
+        """None with a model loaded; otherwise a code a probe may show (never a host or an
+        exception text, which go to the log): "registry_unreachable" when the last try could
+        not reach the registry, else "no_model"."""
+        if self._current is not None:
+            return None
+        return "registry_unreachable" if self._registry_unreachable else "no_model"
+
     def refresh(self) -> ReloadOutcome:
         """Check where the alias points; load, validate and swap in a new version."""
         with self._refresh_lock:
             outcome = self._refresh()
+        self._registry_unreachable = outcome.unreachable
         if outcome.result == "failure":
             self.last_error = outcome.reason
             log.warning("model reload failed, %s", outcome.reason)
@@ -226,12 +238,17 @@ class ModelHolder:
             client = MlflowClient()
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException as exc:
+            # MLflow's client wraps a server that does not answer (the requests error is the
+            # context, not the cause); an answer such as "no such alias" has no such context.
             return ReloadOutcome(
-                "failure", None, f"cannot resolve {name}@{alias}: {_first_line(exc)}{keeping}"
+                "failure",
+                None,
+                f"cannot resolve {name}@{alias}: {_first_line(exc)}{keeping}",
+                isinstance(exc.__context__, OSError),
             )
         except Exception as exc:  # an unreachable server surfaces as requests/OS errors
             return ReloadOutcome(
-                "failure", None, f"registry unreachable: {_first_line(exc)}{keeping}"
+                "failure", None, f"registry unreachable: {_first_line(exc)}{keeping}", True
             )
         number = str(version.version)
         if self._current is not None and self._current.version == number:

@@ -7,7 +7,8 @@ one transaction validator (`fraud.transaction`), one score shape (`fraud.scores`
 Modules, one concern each: `bodies` (JSON bodies into transactions), `scoring` (the /v1 routes),
 `operations` (/health, /ready, /metrics), `responses` (what the routes answer), `errors` (error
 answers that never quote the submitted values), `auth` (the API key), `state` (what the
-lifespan builds), `middleware` (request metrics), `factory` (the app).
+lifespan builds), `middleware` (the body limit, request metrics), `access_log` (paths without
+query strings), `factory` (the app).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The app factory: settings, model holder, routers, error handlers, middleware, lifespan."""
+"""The app factory: settings, model holder, routers, error handlers, middleware, lifespan,
+and the access log's filter."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from pydantic import BaseModel
 
 from fraud.transaction_model import batch_request_model
 from infra.settings import ApiSettings, ModelSettings
+from serving.api.access_log import drop_query_strings
 from serving.api.errors import add_error_handlers
-from serving.api.middleware import RequestMetrics
+from serving.api.middleware import BodySizeLimit, RequestMetrics
 from serving.api.operations import operations_router
 from serving.api.scoring import scoring_router
 from serving.api.state import ModelSource, Scoring
@@ -73,14 +75,17 @@ def create_app(
         version="1",
         summary="Scores card transactions with the model under the registry's production alias.",
         lifespan=lifespan,
-        max_body_size=settings.api_max_body_bytes,  # larger bodies get a 413
     )
     app.include_router(
         scoring_router(settings.api_key.get_secret_value() if settings.api_key else None)
     )
     app.include_router(operations_router())
     add_error_handlers(app)
+    # larger bodies get a 413 in the app's problem shape (not FastAPI's max_body_size: its 413
+    # is text/plain when the length is announced)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    drop_query_strings()  # uvicorn's access log (`--access-log`): paths only
     app.openapi = lambda: _openapi(app, batch_model)  # type: ignore[method-assign]
     return app
 

@@ -1,4 +1,5 @@
-"""ASGI middleware of the API: per-route request metrics and a Server-Timing header.
+"""ASGI middleware of the API: the request body limit, per-route request metrics and a
+Server-Timing header.
 
 Plain ASGI, not Starlette's BaseHTTPMiddleware, which would add a task and a stream copy to every
 request.
@@ -9,9 +10,52 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi import HTTPException
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.instruments import ApiMetrics
+
+
+class BodySizeLimit:
+    """A 413 for a request body over `max_bytes`, as the app's JSON problem body.
+
+    The limit is met where the body is read: a route that reads it gets an HTTPException(413),
+    which the app's handler answers like any other error. When the length is announced
+    (Content-Length), the first read fails before a byte of the body is taken; a chunked body
+    fails as soon as what arrived passes the limit. (FastAPI's `max_body_size`, Starlette's
+    limiter, answers the announced case in `text/plain` instead, whatever the route said.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        announced = Headers(scope=scope).get("content-length", "")
+        too_large = announced.isdigit() and int(announced) > limit
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if too_large:
+                raise _body_too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _body_too_large(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _body_too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the request body is larger than {limit} bytes")
 
 
 class RequestMetrics:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from typing import Literal
 
-from serving.api.errors import Problem
-from serving.api.state import ScoringDep
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from serving.api.errors import NOT_READY_RESPONSES, NotReadyProblem, problem_response
+from serving.api.state import RETRY_LATER, ScoringDep
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    model_version: str
 
 
 def operations_router() -> APIRouter:
@@ -18,12 +27,21 @@ def operations_router() -> APIRouter:
 
     @router.get(
         "/ready",
-        summary="A model is loaded (503 otherwise)",
-        responses={503: {"model": Problem, "description": "No model is loaded yet."}},
+        summary="A model is loaded (503 with a reason code otherwise)",
+        response_model=Readiness,
+        responses=NOT_READY_RESPONSES,
     )
-    async def ready(scoring: ScoringDep) -> dict[str, str]:
-        model = scoring.model(say_why=True)
-        return {"status": "ready", "model_version": model.version}
+    async def ready(scoring: ScoringDep) -> Response:
+        # Open without the API key: orchestrator probes cannot send one. That is safe because
+        # the answer says no more than the version in use or a reason code ("no_model",
+        # "registry_unreachable"): never the registry's address nor an error's text, which
+        # the holder writes to the log only.
+        model = scoring.holder.current
+        if model is None:
+            reason = scoring.not_ready_reason()
+            problem = NotReadyProblem(detail=reason, reason=reason)
+            return problem_response(503, problem, RETRY_LATER)
+        return JSONResponse(Readiness(status="ready", model_version=model.version).model_dump())
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(scoring: ScoringDep) -> Response:

@@ -22,7 +22,7 @@ from fraud.scores import BatchScores, TransactionScore
 from fraud.transaction_model import Transaction
 from serving.api.auth import ApiKeyCheck
 from serving.api.bodies import Transactions, read_json_body, read_transactions
-from serving.api.errors import ERROR_RESPONSES
+from serving.api.errors import BODY_ERROR_RESPONSES, ERROR_RESPONSES
 from serving.api.responses import ModelInfo, describe, json_response, transaction_scores
 from serving.api.state import ScoringDep
 from serving.batcher import NoModelError
@@ -80,7 +80,7 @@ def scoring_router(api_key: str | None) -> APIRouter:
         "/score",
         response_model=TransactionScore,
         response_model_exclude_none=True,
-        responses=ERROR_RESPONSES,
+        responses=BODY_ERROR_RESPONSES,
         openapi_extra=_body_schema("Transaction"),
         summary="Score one transaction",
     )
@@ -110,7 +110,7 @@ def scoring_router(api_key: str | None) -> APIRouter:
         "/score/batch",
         response_model=BatchScores,
         response_model_exclude_none=True,
-        responses=ERROR_RESPONSES,
+        responses=BODY_ERROR_RESPONSES,
         openapi_extra=_body_schema("TransactionBatch"),
         summary="Score up to FRAUD_API_MAX_BATCH transactions in one call",
     )

@@ -9,15 +9,22 @@ import anyio
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
+from serving.api.errors import NOT_READY_REASONS, NotReadyReason
 from serving.batcher import CurrentModel, PredictionBatcher
 from serving.instruments import ApiMetrics
 from serving.model_holder import LoadedModel
+
+RETRY_LATER = {"Retry-After": "5"}  # the 503s: a model may be in by then
 
 
 class ModelSource(CurrentModel, Protocol):
     """What the API needs of a model holder (serving.model_holder.ModelHolder)."""
 
-    last_error: str | None
+    @property
+    def unready_reason(self) -> str | None:
+        """None while a model is loaded; else "registry_unreachable" when the last load attempt
+        could not reach the registry, "no_model" otherwise (the full cause is in the log)."""
+        ...
 
     def start(self) -> None: ...
 
@@ -35,14 +42,22 @@ class Scoring:
     batch_model: type[BaseModel]
     max_batch: int
 
-    def model(self, say_why: bool = False) -> LoadedModel:
-        """The current model, or a 503; only /ready says why (it may name internal hosts)."""
+    def model(self) -> LoadedModel:
+        """The current model, or a 503 (only /ready says why, as a reason code)."""
         model = self.holder.current
         if model is None:
-            reason = self.holder.last_error or "the first load has not finished"
-            detail = f"no model is loaded yet ({reason})" if say_why else "no model is loaded yet"
-            raise HTTPException(503, detail, headers={"Retry-After": "5"})
+            raise HTTPException(503, "no model is loaded yet", headers=RETRY_LATER)
         return model
+
+    def not_ready_reason(self) -> NotReadyReason:
+        """Why no model is loaded, as a code. Anything but a known code (free text from a
+        holder, or None when a model came in meanwhile) is "no_model": only a code can reach
+        an answer."""
+        reason = self.holder.unready_reason
+        for code in NOT_READY_REASONS:
+            if reason == code:
+                return code
+        return "no_model"
 
 
 async def _scoring(request: Request) -> Scoring:

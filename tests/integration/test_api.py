@@ -24,6 +24,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -244,6 +245,55 @@ def test_bad_requests_get_4xx_without_the_values(api: ApiServer) -> None:
     assert SECRET not in api.log()
 
 
+def test_a_body_over_the_limit_is_a_json_413_announced_or_streamed(api: ApiServer) -> None:
+    row = {**transactions(1)[0], "transaction_id": SECRET}
+    big = json.dumps({"transactions": [row] * 3000}).encode()
+    assert len(big) > 2 * 1024 * 1024  # the default FRAUD_API_MAX_BODY_BYTES
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size is only known while reading
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    json_body = {"content-type": "application/json"}
+    with api.client() as http:
+        announced = http.post("/v1/score/batch", content=big, headers=json_body)
+        streamed = http.post("/v1/score/batch", content=chunks(), headers=json_body)
+    assert announced.request.headers["content-length"] == str(len(big))
+    assert streamed.request.headers["transfer-encoding"] == "chunked"
+    for response in (announced, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {"detail": "the request body is larger than 2097152 bytes"}
+        assert SECRET not in response.text
+
+
+def test_unknown_routes_and_methods_are_json_problems(api: ApiServer) -> None:
+    with api.client() as http:
+        for response, status in ((http.get("/v1/nothing"), 404), (http.get("/v1/score"), 405)):
+            assert response.status_code == status
+            assert response.headers["content-type"] == "application/json"
+            assert set(response.json()) == {"detail"}
+
+
+def test_the_access_log_has_paths_without_query_strings(
+    launch: Callable[..., ApiServer], registry: RegistryServer
+) -> None:
+    registry.promote("1")
+    server = launch("--access-log")
+    server.wait_for("/ready", 200)
+    with server.client() as http:
+        scored = http.post(f"/v1/score?card={SECRET}&explain=true", json=transactions(1)[0])
+        assert scored.status_code == 200
+        assert http.get(f"/no/such/page?card={SECRET}").status_code == 404
+    logged = ('"POST /v1/score HTTP/1.1" 200', '"GET /no/such/page HTTP/1.1" 404')
+    harness.wait_until(
+        lambda: all(line in server.log() for line in logged), 10, "the access log lines"
+    )
+    log = server.log()
+    assert SECRET not in log
+    assert "card=" not in log and "explain=" not in log
+
+
 def test_the_api_key_guards_the_v1_routes(
     launch: Callable[..., ApiServer], registry: RegistryServer
 ) -> None:
@@ -269,7 +319,13 @@ def test_an_unreachable_registry_means_not_ready_until_it_answers(
         server = launch()
         server.wait_for("/health", 200)
         time.sleep(2)
-        assert server.status("/ready") == 503
+        ready = httpx.get(server.url + "/ready", timeout=10)
+        assert ready.status_code == 503
+        # a reason code only: the registry's address and the error are in the log alone
+        assert ready.json() == {"detail": "registry_unreachable", "reason": "registry_unreachable"}
+        assert str(registry.port) not in ready.text
+        log = server.log()
+        assert "model reload failed" in log and f"port={registry.port}" in log
         assert server.status("/v1/model") == 503
         response = httpx.post(server.url + "/v1/score", json=transactions(1)[0], timeout=10)
         assert response.status_code == 503
@@ -278,6 +334,20 @@ def test_an_unreachable_registry_means_not_ready_until_it_answers(
         registry.start()
     server.wait_for("/ready", 200, timeout=60)
     assert httpx.post(server.url + "/v1/score", json=transactions(1)[0]).status_code == 200
+
+
+def test_an_unset_alias_means_not_ready_with_no_model(
+    launch: Callable[..., ApiServer], registry: RegistryServer
+) -> None:
+    server = launch(FRAUD_MODEL_ALIAS="never-set")
+    server.wait_for("/health", 200)
+    harness.wait_until(
+        lambda: "model reload failed" in server.log(), 60, "the first load to fail", poll=0.3
+    )
+    ready = httpx.get(server.url + "/ready", timeout=10)
+    assert ready.status_code == 503
+    assert ready.json() == {"detail": "no_model", "reason": "no_model"}
+    assert "never-set" not in ready.text  # the log names the alias, the answer does not
 
 
 def test_workers_share_one_set_of_metrics(
@@ -344,6 +414,7 @@ def test_schemathesis_finds_no_server_error_and_no_echo(api: ApiServer) -> None:
         status_code_conformance,
         content_type_conformance,
         response_schema_conformance,
+        positive_data_acceptance,  # a request the schema allows is not refused
         no_echoed_input,
     ]
     operations = []
@@ -358,6 +429,8 @@ def test_schemathesis_finds_no_server_error_and_no_echo(api: ApiServer) -> None:
         "GET /ready",
     }
     calls: list[int] = []
+    bodies: list[Any] = []
+    event_times: list[str] = []  # the schema's date-times that were sent (and accepted)
     for operation in operations:
         for mode in schemathesis.GenerationMode:
             if mode is schemathesis.GenerationMode.NEGATIVE and not (
@@ -376,8 +449,17 @@ def test_schemathesis_finds_no_server_error_and_no_echo(api: ApiServer) -> None:
             def call(case: Any) -> None:
                 response = case.call_and_validate(checks=checks)
                 calls.append(response.status_code)
+                bodies.append(case.body)
 
+            first = len(bodies)
             call()
+            if mode is schemathesis.GenerationMode.POSITIVE:
+                event_times.extend(
+                    body["event_time"]
+                    for body in bodies[first:]
+                    if isinstance(body, dict) and isinstance(body.get("event_time"), str)
+                )
     assert len(calls) > 200
     assert not [status for status in calls if status >= 500]
     assert any(status == 422 for status in calls), "no invalid request was generated"
+    assert event_times, "no valid request carried an event_time"

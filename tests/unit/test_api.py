@@ -20,12 +20,19 @@ import numpy.typing as npt
 import pytest
 import xgboost as xgb
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from fraud.schema import FEATURE_COLUMNS, TIME_COLUMN
 from fraud.scores import BatchScores, Score, TransactionScore
 from infra.settings import ApiSettings
 from serving.api import create_app
-from serving.api.errors import public_errors
+from serving.api.errors import (
+    PROBLEM_MEDIA_TYPE,
+    NotReadyProblem,
+    Problem,
+    ValidationProblem,
+    public_errors,
+)
 from serving.model_holder import LoadedModel
 from tests.unit.test_model_holder import train_booster
 
@@ -42,7 +49,11 @@ class StaticHolder:
     """A holder whose model is set by the test (the real ModelHolder needs a registry)."""
 
     current: LoadedModel | None
-    last_error: str | None = None
+    reason: str = "no_model"  # what the holder says while it has no model
+
+    @property
+    def unready_reason(self) -> str | None:
+        return None if self.current is not None else self.reason
 
     def start(self) -> None:
         return None
@@ -88,6 +99,15 @@ def assert_no_echo(response: httpx.Response, *values: str) -> None:
     for value in values:
         assert value not in response.text, f"the response echoes {value!r}"
     assert '"input"' not in response.text
+
+
+def assert_problem(
+    response: httpx.Response, status: int, shape: type[BaseModel] = Problem
+) -> BaseModel:
+    """A `status` answer in the documented JSON problem shape (serving.api.errors), parsed."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    return shape.model_validate_json(response.content)
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -310,7 +330,26 @@ def test_malformed_json_is_a_422_without_echo(client: TestClient, body: bytes) -
 
 def test_a_body_that_is_not_json_is_a_415(client: TestClient) -> None:
     response = client.post("/v1/score", content=b"V1=1", headers={"content-type": "text/plain"})
-    assert response.status_code == 415
+    assert_problem(response, 415)
+
+
+def test_validation_errors_are_the_documented_problem(client: TestClient) -> None:
+    body = client.post("/v1/score", json=transaction(V1=SECRET))
+    assert_problem(body, 422, ValidationProblem)
+    assert [e["loc"] for e in body.json()["detail"]] == [["body", "V1"]]
+    assert_no_echo(body, SECRET)
+    query = client.post("/v1/score?explain=true&top_k=many", json=transaction())
+    assert_problem(query, 422, ValidationProblem)
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    assert assert_problem(client.get("/no/such/page?card=" + SECRET), 404) == Problem(
+        detail="Not Found"
+    )
+    wrong_method = client.get("/v1/score")
+    assert assert_problem(wrong_method, 405) == Problem(detail="Method Not Allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    assert_problem(client.delete("/ready"), 405)
 
 
 def test_public_errors_drop_input_and_context() -> None:
@@ -341,12 +380,15 @@ def test_a_body_over_the_limit_is_a_413(client: TestClient) -> None:
     response = client.post(
         "/v1/score/batch", content=big, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 413
+    assert response.request.headers["content-length"] == str(len(big))
+    assert assert_problem(response, 413) == Problem(
+        detail="the request body is larger than 65536 bytes"
+    )
 
 
 def test_a_streamed_body_over_the_limit_is_a_413(client: TestClient) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size is only known while reading
-        yield b'{"transactions": ['
+        yield b'{"transactions": [{"transaction_id": "' + SECRET.encode() + b'"}'
         for _ in range(100):
             yield b" " * 1024
         yield b"]}"
@@ -354,13 +396,34 @@ def test_a_streamed_body_over_the_limit_is_a_413(client: TestClient) -> None:
     response = client.post(
         "/v1/score/batch", content=chunks(), headers={"content-type": "application/json"}
     )
-    assert response.status_code == 413
+    assert "content-length" not in response.request.headers
+    assert assert_problem(response, 413) == Problem(
+        detail="the request body is larger than 65536 bytes"
+    )
+    assert_no_echo(response, SECRET)
+
+
+def test_a_body_at_the_limit_is_read(holder: StaticHolder) -> None:
+    body = json.dumps(transaction()).encode().ljust(1024)  # the smallest limit allowed
+    for client in client_for(holder, api_max_body_bytes=len(body)):
+        response = client.post(
+            "/v1/score", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200
+        longer = client.post(
+            "/v1/score", content=body + b" ", headers={"content-type": "application/json"}
+        )
+        assert_problem(longer, 413)
 
 
 def test_the_api_key_protects_the_v1_routes_only(holder: StaticHolder) -> None:
     key = "k" * 24
     for client in client_for(holder, api_key=key):
-        assert client.post("/v1/score", json=transaction()).status_code == 401
+        refused = client.post("/v1/score", json=transaction())
+        assert assert_problem(refused, 401) == Problem(
+            detail="a valid X-API-Key header is required"
+        )
+        assert refused.headers["www-authenticate"] == "X-API-Key"
         wrong = {"X-API-Key": "k" * 23 + "x"}
         assert client.post("/v1/score", json=transaction(), headers=wrong).status_code == 401
         assert client.get("/v1/model").status_code == 401
@@ -398,8 +461,7 @@ def test_an_unexpected_error_is_a_generic_500(booster: xgb.Booster) -> None:
             ("/v1/score/batch", {"transactions": [transaction()]}),
         ):
             response = client.post(path, json=body)
-            assert response.status_code == 500
-            assert response.json() == {"detail": "internal server error"}
+            assert assert_problem(response, 500) == Problem(detail="internal server error")
             assert "Traceback" not in response.text
             assert_no_echo(response, SECRET, "exploded")
 
@@ -408,20 +470,44 @@ def test_an_unexpected_error_is_a_generic_500(booster: xgb.Booster) -> None:
 
 
 def test_without_a_model_ready_and_scoring_are_503(booster: xgb.Booster) -> None:
-    holder = StaticHolder(None, last_error="registry unreachable")
+    holder = StaticHolder(None, reason="registry_unreachable")
     for client in client_for(holder):
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
-        assert ready.status_code == 503
-        assert "registry unreachable" in ready.json()["detail"]
+        assert assert_problem(ready, 503, NotReadyProblem) == NotReadyProblem(
+            detail="registry_unreachable", reason="registry_unreachable"
+        )
+        assert ready.headers["retry-after"]
         response = client.post("/v1/score", json=transaction())
-        assert response.status_code == 503
+        assert assert_problem(response, 503) == Problem(detail="no model is loaded yet")
         assert response.headers["retry-after"]
         assert "registry" not in response.text  # only /ready says why
-        assert client.get("/v1/model").status_code == 503
+        assert_problem(client.get("/v1/model"), 503)
         holder.current = model(booster)  # loaded later: the same app becomes ready
         assert client.get("/ready").json() == {"status": "ready", "model_version": "3"}
         assert client.post("/v1/score", json=transaction()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("holder_says", "code"),
+    [
+        ("no_model", "no_model"),
+        ("registry_unreachable", "registry_unreachable"),
+        # a holder's free text (a URL, an exception) never reaches the answer
+        ("registry unreachable: ConnectionError: http://10.1.2.3:5000 refused", "no_model"),
+    ],
+)
+def test_ready_answers_only_a_reason_code_and_needs_no_key(
+    booster: xgb.Booster, holder_says: str, code: str
+) -> None:
+    holder = StaticHolder(None, reason=holder_says)
+    for client in client_for(holder, api_key="k" * 24):  # orchestrator probes send no key
+        ready = client.get("/ready")
+        assert ready.json() == {"detail": code, "reason": code}
+        assert_problem(ready, 503, NotReadyProblem)
+        assert_no_echo(ready, "10.1.2.3", "ConnectionError")
+        holder.current = model(booster, version="7")
+        assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
 
 
 def test_model_info_shows_the_version_threshold_and_metrics(client: TestClient) -> None:
@@ -479,11 +565,36 @@ def test_the_openapi_schema_is_generated_from_the_feature_list(client: TestClien
     assert TIME_COLUMN in transaction_schema["required"]
     assert transaction_schema["properties"][TIME_COLUMN]["minimum"] == 0
     assert "event_time" not in transaction_schema["required"]
+    # what the validator reads (tests/unit/test_api_bodies.py), so generated times are accepted
+    event_time = transaction_schema["properties"]["event_time"]
+    assert {"type": "string", "format": "date-time"} in event_time["anyOf"]
     assert transaction_schema["additionalProperties"] is False
     assert components["TransactionBatch"]["properties"]["transactions"]["maxItems"] == 5
     body = schema["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/Transaction"}
     assert client.get("/docs").status_code == 200
+
+
+def test_error_answers_are_documented_with_their_shapes(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+
+    def documented(path: str, method: str, status: str) -> Any:
+        return schema["paths"][path][method]["responses"][status]["content"]
+
+    def shape(name: str) -> dict[str, Any]:
+        return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+    for path in ("/v1/score", "/v1/score/batch"):
+        for status in ("401", "413", "415", "503"):
+            assert documented(path, "post", status) == shape("Problem"), (path, status)
+        assert documented(path, "post", "422") == shape("ValidationProblem")
+    for status in ("401", "503"):
+        assert documented("/v1/model", "get", status) == shape("Problem")
+    assert documented("/ready", "get", "503") == shape("NotReadyProblem")
+    components = schema["components"]["schemas"]
+    reasons = components["NotReadyProblem"]["properties"]["reason"]["enum"]
+    assert reasons == ["no_model", "registry_unreachable"]
+    assert "HTTPValidationError" not in components  # FastAPI's 422 shape, with `input`
 
 
 def test_the_response_schemas_are_the_score_shapes(client: TestClient) -> None:

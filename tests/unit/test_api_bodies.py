@@ -98,6 +98,34 @@ def test_a_batch_gets_the_models_verdict(batch: list[dict[str, Any]], extra_key:
     assert (fast is not None) == (pydantic_verdict(body, model) is not None)
 
 
+# RFC 3339 date-times, the `date-time` format the OpenAPI schema gives `event_time`: upper-case
+# `T` and `Z`, seconds 0-59 (the validator, `datetime.fromisoformat`, refuses a lower-case `t`
+# or `z` and the leap second 60), any fraction, any offset within a day.
+RFC3339_TIMES = st.builds(
+    "{}T{:02d}:{:02d}:{:02d}{}{}".format,
+    st.dates().map(dt.date.isoformat),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+    st.just("") | st.from_regex(r"\.[0-9]{1,9}", fullmatch=True),
+    st.just("Z") | st.from_regex(r"[+-]([01][0-9]|2[0-3]):[0-5][0-9]", fullmatch=True),
+)
+
+
+def test_the_schema_says_event_time_is_a_date_time() -> None:
+    event_time = Transaction.model_json_schema()["properties"]["event_time"]
+    assert {"type": "string", "format": "date-time"} in event_time["anyOf"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_time=RFC3339_TIMES)
+def test_every_date_time_of_the_schema_is_accepted(event_time: str) -> None:
+    row = {"transaction_id": "tx-1", TIME_COLUMN: 0.0, **dict.fromkeys(FEATURE_COLUMNS, 1.0)}
+    body = orjson.dumps({**row, "event_time": event_time})
+    assert accepted_rows([orjson.loads(body)], 1) is not None
+    assert pydantic_verdict(body, Transaction) is not None
+
+
 @pytest.mark.parametrize("rows_", [None, {}, [], "x", [[]], [1.0]])
 def test_not_a_list_of_objects_is_left_to_the_model(rows_: Any) -> None:
     assert accepted_rows(rows_, 10) is None

@@ -13,11 +13,13 @@ import yaml
 from fraud.schema import FEATURE_COLUMNS
 from serving.model_holder import (
     LoadedModel,
+    ModelHolder,
     ModelLoadError,
     _load_booster,
     _threshold,
     validate_model,
 )
+from tests.harness import free_port
 from tests.synthetic import synthetic_transactions
 
 
@@ -114,3 +116,21 @@ def test_validation_rejects_a_model_that_does_not_output_probabilities(tmp_path:
     rows = frame[list(FEATURE_COLUMNS)].to_numpy().tolist()[:5]
     with pytest.raises(ModelLoadError, match="outside"):
         validate_model(loaded(regressor), rows)
+
+
+def test_unready_reason_is_a_code_that_names_neither_host_nor_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe learns why the holder has no model as a code: whether the registry did not
+    answer, or it answered without a servable model; the detail stays in `last_error`."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    holder = ModelHolder()
+    assert holder.refresh().result == "failure"
+    assert holder.unready_reason == "registry_unreachable"
+    assert "127.0.0.1" in (holder.last_error or "")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert holder.refresh().result == "failure"  # the store answers: no such model
+    assert holder.unready_reason == "no_model"

@@ -217,16 +217,19 @@ def _kafka_settings() -> KafkaSettings:
 
 
 def _log_config() -> dict[str, Any]:
-    """Timestamped lines on stderr; the chatty client libraries only from WARNING up."""
+    """Timestamped lines on stderr; the chatty client libraries only from WARNING up, and
+    kafka-python no higher than that (infra.log_filters)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "filters": {"kafka_noise": {"()": "infra.log_filters.KafkaNoise"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
                 "stream": "ext://sys.stderr",
+                "filters": ["kafka_noise"],
             }
         },
         "root": {"level": "INFO", "handlers": ["stderr"]},

@@ -46,6 +46,22 @@ def connect_until_up(
     return False
 
 
+def group_unready_reason(consumer: Any) -> str | None:
+    """Why a group member is not consuming, as a code for /ready: "broker_unreachable" (no
+    live connection to its group coordinator) or "rebalancing"; None when it is a stable
+    member, partitions or not.
+
+    kafka-python has no public call for the coordinator's connection; this reads its state
+    without changing it, so the HTTP thread may call it while the consumer polls.
+    """
+    node = consumer._coordinator.coordinator_id
+    if node is None or not consumer._client.connected(node):
+        return "broker_unreachable"
+    if consumer.group_metadata().state != MemberState.STABLE:
+        return "rebalancing"
+    return None
+
+
 class RebalanceWatch:
     """True once a consumer has been out of a stable group for longer than `patience_seconds`."""
 

@@ -3,6 +3,7 @@ plus whatever GET routes the service adds (the drift monitor's /report and /v1/d
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -25,14 +26,17 @@ class MetricsPortError(RuntimeError):
 class MetricsServer:
     """/metrics, /health, /ready and the extra `routes` on one port, in a daemon thread.
 
-    `port_variable` is the setting that chose the port (e.g. FRAUD_SCORER_METRICS_PORT): the
-    error when the port is taken tells the user which one to change.
+    `unready` says why the service is not ready as a short code (None: ready); /ready answers
+    200 `{"status": "ready"}` or 503 `{"status": "not_ready", "reason": code}`, never more,
+    since probes and anyone on the network may read it. `port_variable` is the setting that
+    chose the port (e.g. FRAUD_SCORER_METRICS_PORT): the error when the port is taken tells
+    the user which one to change.
     """
 
     def __init__(
         self,
         registry: CollectorRegistry,
-        ready: Callable[[], bool],
+        unready: Callable[[], str | None],
         host: str,
         port: int,
         *,
@@ -43,8 +47,11 @@ class MetricsServer:
             return 200, generate_latest(registry), CONTENT_TYPE_LATEST
 
         def readiness() -> Response:
-            ok = ready()
-            return (200, b"ready\n", "text/plain") if ok else (503, b"not ready\n", "text/plain")
+            reason = unready()
+            if reason is None:
+                return 200, b'{"status":"ready"}', "application/json"
+            body = {"status": "not_ready", "reason": reason}
+            return 503, json.dumps(body).encode(), "application/json"
 
         table: dict[str, Route] = {
             "/metrics": metrics,

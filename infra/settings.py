@@ -86,6 +86,13 @@ class KafkaSettings(FraudSettings):
     topic_predictions: str = "predictions"
     topic_dead_letters: str = "transactions.dlq"
     topic_partitions: int = Field(3, ge=1)
+    # How long a client waits for the broker's first answer before the command says it cannot
+    # use Kafka (the scorer and the monitor then retry; replay and tail exit 1).
+    kafka_connect_seconds: float = Field(5.0, gt=0)
+
+    @property
+    def connect_timeout_ms(self) -> int:
+        return int(self.kafka_connect_seconds * 1000)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -141,6 +148,10 @@ class ScorerSettings(KafkaSettings):
     scorer_session_timeout_ms: int = Field(10_000, ge=1)
     # How long to keep retrying a batch the broker will not acknowledge before exiting non-zero.
     scorer_send_retry_seconds: float = Field(120.0, gt=0)
+    # The whole stop after SIGTERM/SIGINT: waiting for acknowledgements, the offset commit and
+    # closing the clients share it. What is not acknowledged by then is not committed, and is
+    # scored again after a restart. Under the 30 s orchestrators (compose, Kubernetes) give.
+    scorer_shutdown_seconds: float = Field(25.0, gt=0)
     scorer_metrics_host: str = "127.0.0.1"
     scorer_metrics_port: int = Field(8001, ge=0, le=65535)  # 0: any free port
     scorer_exactly_once: bool = False

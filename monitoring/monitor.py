@@ -33,7 +33,7 @@ from kafka.errors import KafkaError
 from prometheus_client import disable_created_metrics
 
 from fraud.drift import Baseline
-from infra.kafka_group import RebalanceWatch, connect_until_up
+from infra.kafka_group import RebalanceWatch, connect_until_up, group_unready_reason
 from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, MonitorSettings
 from monitoring import drift
@@ -142,6 +142,19 @@ class DriftMonitor:
     def ready(self) -> bool:
         """A baseline is in use (the windows sized for it) and Evidently is imported."""
         return self.active is not None and self.evidently_imported.is_set()
+
+    def unready_reason(self) -> str | None:
+        """None while watching the topics; else why not, as a code /ready may show:
+        no_baseline, starting (Evidently still importing), broker_unreachable, rebalancing,
+        stopping. The detail is in the log."""
+        if self.active is None:
+            return "no_baseline"
+        if not self.evidently_imported.is_set():
+            return "starting"
+        if self.stop_event.is_set():
+            return "stopping"
+        consumer = self.consumer
+        return "broker_unreachable" if consumer is None else group_unready_reason(consumer)
 
     def warm_up(self) -> None:
         try:
@@ -301,6 +314,7 @@ class DriftMonitor:
             bootstrap_servers=s.kafka_bootstrap,
             group_id=s.monitor_group_id,
             client_id="fraud-monitor",
+            bootstrap_timeout_ms=s.connect_timeout_ms,
             enable_auto_commit=True,
             # A new group starts at the oldest records and skips ahead to the newest window.
             auto_offset_reset="earliest",
@@ -512,7 +526,7 @@ def serve(settings: MonitorSettings, model_settings: ModelSettings) -> int:
     monitor = DriftMonitor(settings, follower, metrics, latest, archive)
     _install_signal_handlers(monitor.stop_event)
     server = MetricsServer(
-        metrics.registry, lambda: monitor.ready, settings.monitor_metrics_host,
+        metrics.registry, monitor.unready_reason, settings.monitor_metrics_host,
         settings.monitor_metrics_port, port_variable="FRAUD_MONITOR_METRICS_PORT",
         routes={"/report": latest.report_response, "/v1/drift": latest.summary_response},
     )  # fmt: skip

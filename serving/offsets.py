@@ -15,6 +15,8 @@ The rules:
   where its new ownership starts, and this member's older view must never overwrite it;
 - rejoining the group forgets everything, including batches still in flight;
 - stopping commits only what the member still owns;
+- what was consumed but is not known to be committed is scored again after a restart: the
+  tracker counts it, so that stopping can say how much;
 - a failed batch is retried from its first offsets, on the partitions still assigned that were
   not revoked since it was polled (those restart from the group's committed offset).
 
@@ -68,6 +70,11 @@ class OffsetTracker:
         self._reset_at = 0
         self._acknowledged: dict[Partition, int] = {}
         self._lag: dict[Partition, int] = {}
+        # Per owned partition: where this member started reading, how far it consumed and how
+        # far a commit is known to have succeeded (the next offset in each case).
+        self._started: dict[Partition, int] = {}
+        self._consumed: dict[Partition, int] = {}
+        self._committed: dict[Partition, int] = {}
 
     # -- what the scorer reads -----------------------------------------------------------------
 
@@ -93,13 +100,15 @@ class OffsetTracker:
             key = (record.topic, record.partition)
             first.setdefault(key, record.offset)
             last[key] = record.offset
+        batch_first = {Partition(*key): offset for key, offset in first.items()}
+        batch_next = {Partition(*key): offset + 1 for key, offset in last.items()}
         with self._lock:
+            for partition, offset in batch_first.items():
+                self._started.setdefault(partition, offset)
+            for partition, offset in batch_next.items():
+                self._consumed[partition] = max(offset, self._consumed.get(partition, offset))
             taken_at = self._clock
-        return Batch(
-            first={Partition(*key): offset for key, offset in first.items()},
-            next={Partition(*key): offset + 1 for key, offset in last.items()},
-            taken_at=taken_at,
-        )
+        return Batch(first=batch_first, next=batch_next, taken_at=taken_at)
 
     def acknowledge(self, batch: Batch) -> dict[Partition, int]:
         """Record that the broker acknowledged every output of `batch`; return what to commit.
@@ -135,6 +144,23 @@ class OffsetTracker:
                     self._lag[partition] = max(0, high - offset)
             return sum(self._lag.values())
 
+    def committed(self, offsets: Mapping[Partition, int]) -> None:
+        """Record a commit the broker confirmed (a partition no longer owned is ignored)."""
+        with self._lock:
+            for partition, offset in offsets.items():
+                if partition in self._started:
+                    self._committed[partition] = max(offset, self._committed.get(partition, offset))
+
+    def uncommitted(self, owned: Collection[Partition]) -> int:
+        """Messages of the owned partitions consumed but not known to be committed: a
+        restarted member reads them again."""
+        with self._lock:
+            return sum(
+                max(0, consumed - self._committed.get(p, self._started[p]))
+                for p, consumed in self._consumed.items()
+                if p in owned
+            )
+
     # -- the group -----------------------------------------------------------------------------
 
     def revoke(self, partitions: Iterable[Partition]) -> None:
@@ -143,8 +169,8 @@ class OffsetTracker:
             self._clock += 1
             for partition in partitions:
                 self._revoked_at[partition] = self._clock
-                self._acknowledged.pop(partition, None)
-                self._lag.pop(partition, None)
+                for table in self._per_partition:
+                    table.pop(partition, None)
 
     def reset(self) -> None:
         """Forget everything, batches in flight included: the member joins the group afresh."""
@@ -152,17 +178,26 @@ class OffsetTracker:
             self._clock += 1
             self._reset_at = self._clock
             self._revoked_at.clear()  # the reset covers every earlier revocation
-            self._acknowledged.clear()
-            self._lag.clear()
+            for table in self._per_partition:
+                table.clear()
 
     def to_commit_on_close(self, owned: Collection[Partition]) -> dict[Partition, int]:
-        """What to commit synchronously when stopping: the acknowledged offsets still owned.
+        """What to commit synchronously when stopping: the acknowledged offsets still owned
+        that no confirmed commit covers yet.
 
         Asynchronous commits may still be in flight; a partition handed over is left alone,
         its new owner is further along.
         """
         with self._lock:
-            return {p: offset for p, offset in self._acknowledged.items() if p in owned}
+            return {
+                p: offset
+                for p, offset in self._acknowledged.items()
+                if p in owned and offset > self._committed.get(p, -1)
+            }
+
+    @property
+    def _per_partition(self) -> tuple[dict[Partition, int], ...]:
+        return (self._acknowledged, self._lag, self._started, self._consumed, self._committed)
 
     def _stale(self, partition: Partition, batch: Batch) -> bool:
         """Whether the partition was revoked, or the tracker reset, after the batch was taken."""

@@ -7,6 +7,10 @@ failed, nothing is committed: the consumer seeks back to the batch's first offse
 is processed again (at-least-once; `--exactly-once` wraps outputs and offsets in one Kafka
 transaction instead, so downstream read_committed consumers see each result once).
 
+Stopping (SIGTERM/SIGINT) has one budget, FRAUD_SCORER_SHUTDOWN_SECONDS, for waiting on
+acknowledgements, the last commit and closing the clients, broker up or not. Whatever is not
+committed by then is read again by the next scorer, and the last log line says how much.
+
 Run it with `fraud score`.
 """
 
@@ -18,19 +22,19 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
-from infra.kafka_group import RebalanceWatch, connect_until_up
+from infra.kafka_group import RebalanceWatch, connect_until_up, group_unready_reason
 from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, ScorerSettings
 from serving.instruments import ScorerMetrics
@@ -51,6 +55,24 @@ class BatchResult:
     dead_letters: int
 
 
+class StopEvent(threading.Event):
+    """The stop request, and the deadline it sets: `budget_seconds` after the first set()."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        super().__init__()
+        self.budget_seconds = budget_seconds
+        self.deadline = float("inf")
+
+    def set(self) -> None:
+        if not self.is_set():
+            self.deadline = time.monotonic() + self.budget_seconds
+        super().set()
+
+    def remaining(self) -> float:
+        """Seconds left of the budget; infinite while no stop was asked."""
+        return max(0.0, self.deadline - time.monotonic())
+
+
 class StreamScorer:
     def __init__(
         self, settings: ScorerSettings, holder: ModelHolder, metrics: ScorerMetrics
@@ -58,7 +80,10 @@ class StreamScorer:
         self.settings = settings
         self.holder = holder
         self.metrics = metrics
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent(settings.scorer_shutdown_seconds)
+        # What the last stop left for the next scorer to read again (None: not stopped yet).
+        self.left_uncommitted: int | None = None
+        self._broker_reachable = True  # as last logged
         self._same_partitioning: bool | None = None
         self.consumer: KafkaConsumer | None = None
         # Acknowledged offsets are committed asynchronously after each batch and synchronously
@@ -76,6 +101,7 @@ class StreamScorer:
             bootstrap_servers=s.kafka_bootstrap,
             group_id=s.scorer_group_id,
             client_id=f"fraud-scorer-{s.scorer_instance}",
+            bootstrap_timeout_ms=s.connect_timeout_ms,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.scorer_max_batch,
@@ -93,6 +119,7 @@ class StreamScorer:
         producer_options: dict[str, Any] = {
             "bootstrap_servers": s.kafka_bootstrap,
             "client_id": f"fraud-scorer-{s.scorer_instance}",
+            "bootstrap_timeout_ms": s.connect_timeout_ms,
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 1,
@@ -131,20 +158,30 @@ class StreamScorer:
         )
 
     def _close(self) -> None:
+        """Commit what was acknowledged and close both clients, within what is left of the
+        stop budget when stopping (10 s each otherwise) less a tenth of it for the process's
+        own exit; note what stays uncommitted."""
+        margin = self.settings.scorer_shutdown_seconds / 10
+
+        def left() -> float:
+            return max(0.0, self.stop_event.remaining() - margin)
+
         if self.consumer is not None:
+            owned = self._owned()
             # The last async commits may still be in flight: commit again what this member owns.
-            offsets = self.offsets.to_commit_on_close(self._owned())
+            offsets = self.offsets.to_commit_on_close(owned)
             if offsets:
                 self._commit(_kafka_offsets(offsets))
+            self.left_uncommitted = self.offsets.uncommitted(owned)
             try:
-                self.consumer.close(autocommit=False)
-            except Exception:
-                log.exception("closing the consumer failed")
+                self.consumer.close(autocommit=False, timeout_ms=int(min(left(), 10.0) * 1000))
+            except KafkaError as exc:
+                log.warning("closing the consumer: %s", exc)
         if self.producer is not None:
             try:
-                self.producer.close(timeout=10)
-            except Exception:
-                log.exception("closing the producer failed")
+                self.producer.close(timeout=min(left(), 10.0))
+            except KafkaError:  # unsent records: nothing committed depends on them
+                log.warning("closed the producer with records the broker never acknowledged")
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -216,14 +253,33 @@ class StreamScorer:
             self.metrics.unknown_fields.inc(batch.unknown_fields)
         return BatchResult(len(batch.index), len(batch.rejections)), futures
 
+    def _time_left(self, keep: float = 0.2) -> Callable[[], float]:
+        """How long a wait for the broker that starts now may still take, asked as it goes:
+        up to the retry limit, or once a stop is asked, up to the stop budget less the `keep`
+        share of it, left for what comes after (the commit, closing the clients)."""
+        s = self.settings
+        retry_until = time.monotonic() + s.scorer_send_retry_seconds
+        kept = keep * s.scorer_shutdown_seconds
+
+        def left() -> float:
+            return min(retry_until, self.stop_event.deadline - kept) - time.monotonic()
+
+        return left
+
     def _await_acks(self, futures: list[Any]) -> None:
         """Raise SendFailedError unless the broker acknowledged every future.
 
         flush() returns once nothing is in flight, including records that failed; only each
-        future says whether its record was written.
+        future says whether its record was written. It waits in short slices, so that a stop
+        asked meanwhile is kept to its budget.
         """
         assert self.producer is not None
-        self.producer.flush(timeout=self.settings.scorer_send_retry_seconds)
+        left = self._time_left()
+        while not all(f.is_done for f in futures) and left() > 0:
+            try:
+                self.producer.flush(timeout=min(0.25, max(0.0, left())))
+            except KafkaTimeoutError:
+                continue
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
             first = failed[0]
@@ -253,10 +309,16 @@ class StreamScorer:
                 self.producer.begin_transaction()
             result, futures = self.score_batch(records, model)
             if eos:
-                self.producer.send_offsets_to_transaction(
-                    _kafka_offsets(batch.next), self.consumer.group_metadata()
+                manager = self.producer._transaction_manager
+                self._await_transaction(
+                    manager.send_offsets_to_transaction(
+                        _kafka_offsets(batch.next), self.consumer.group_metadata()
+                    ),
+                    "sending the offsets to the transaction",
                 )
-                self.producer.commit_transaction()  # flushes; fails if any send failed
+                # Flushes; fails if any send failed.
+                self._await_transaction(manager.begin_commit(), "committing the transaction")
+                self.offsets.committed(batch.next)
             self._await_acks(futures)
         except (KafkaError, SendFailedError) as exc:
             if eos:
@@ -276,17 +338,36 @@ class StreamScorer:
         self._update_lag(batch)
         return result
 
+    def _await_transaction(self, result: Any, what: str) -> None:
+        """Wait for one step of a Kafka transaction, giving up at the send deadline.
+
+        kafka-python's commit_transaction() and friends wait without a limit, which with the
+        broker gone is forever; these are the same calls with the wait in our hands. A
+        transaction left open is aborted by the broker when this scorer's transactional id
+        starts again, or after the transaction timeout (30 s).
+        """
+        assert self.producer is not None
+        self.producer._sender.wakeup()
+        left = self._time_left()
+        # wait() raises the step's error, if it failed
+        while not result.wait(timeout_ms=max(0.0, min(250.0, left() * 1000))):
+            if left() <= 0:
+                raise SendFailedError(f"{what}: no answer from the broker in time")
+
     def _abort(self) -> None:
         assert self.producer is not None
         try:
-            self.producer.abort_transaction()
-        except KafkaError:
-            log.exception("aborting the transaction failed")
+            self._await_transaction(
+                self.producer._transaction_manager.begin_abort(), "aborting the transaction"
+            )
+        except (KafkaError, SendFailedError) as exc:
+            log.warning("aborting the transaction failed (%s); the broker aborts it", exc)
 
-    @staticmethod
-    def _on_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
+    def _on_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
         if isinstance(response, Exception):
             log.debug("async commit failed (%r); the next commit covers it", response)
+        else:
+            self.offsets.committed({_partition(tp): o.offset for tp, o in offsets.items()})
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit, retrying while the coordinator is unavailable (e.g. the broker restarts).
@@ -295,17 +376,19 @@ class StreamScorer:
         re-reads those offsets, and their predictions appear twice (at-least-once).
         """
         assert self.consumer is not None
-        deadline = time.monotonic() + self.settings.scorer_send_retry_seconds
+        left = self._time_left(keep=0.1)
         while True:
             try:
-                self.consumer.commit(offsets)
+                self.consumer.commit(offsets, timeout_ms=int(max(0.1, left()) * 1000))
+                self.offsets.committed({_partition(tp): o.offset for tp, o in offsets.items()})
                 return
             except CommitFailedError:
                 log.warning("offsets not committed: the group rebalanced; the batch may repeat")
                 return
             except KafkaError as exc:
-                if time.monotonic() > deadline or self.stop_event.is_set():
-                    log.warning("offsets not committed (%r); the batch may repeat", exc)
+                if left() <= 0:
+                    why = "no answer in time" if isinstance(exc, KafkaTimeoutError) else exc
+                    log.warning("offsets not committed (%s); the batch may repeat", why)
                     return
                 time.sleep(0.5)
 
@@ -326,6 +409,42 @@ class StreamScorer:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def unready_reason(self) -> str | None:
+        """None while consuming; else why not, as a code /ready may show (see the README):
+        no_model or registry_unreachable, broker_unreachable, rebalancing, stopping. A member
+        with no partitions in a stable group is ready: it is what a spare scorer looks like."""
+        reason = self.holder.unready_reason
+        if reason is not None:
+            return reason
+        if self.stop_event.is_set():
+            return "stopping"
+        consumer = self.consumer
+        return "broker_unreachable" if consumer is None else group_unready_reason(consumer)
+
+    def _note_broker(self, reachable: bool) -> None:
+        """One log line when the broker goes away or comes back (kafka-python's own lines are
+        held to warnings, see cli.app)."""
+        if reachable != self._broker_reachable:
+            self._broker_reachable = reachable
+            if reachable:
+                log.info("Kafka at %s answers again; consuming", self.settings.kafka_bootstrap)
+            else:
+                log.warning(
+                    "Kafka at %s does not answer; not consuming until it does",
+                    self.settings.kafka_bootstrap,
+                )
+
+    def _say_stopped(self) -> None:
+        left = self.left_uncommitted or 0
+        if left:
+            log.warning(
+                "stopped within budget; %d transactions of uncommitted batches will be scored "
+                "again",
+                left,
+            )
+        else:
+            log.info("stopped cleanly, offsets committed")
+
     def wait_until_ready(self) -> bool:
         """Block until the holder has a model (or a stop was asked); say why while waiting."""
         said = ""
@@ -341,6 +460,7 @@ class StreamScorer:
     def run(self) -> int:
         """Score until asked to stop; the exit code (0: clean stop, 1: outputs undeliverable)."""
         if not self.wait_until_ready() or not self._connect_until_up():
+            self._say_stopped()
             return 0
         assert self.consumer is not None
         model = self.holder.current
@@ -365,10 +485,13 @@ class StreamScorer:
                     # coordinator error out of poll. Nothing was consumed, and the client
                     # reconnects by itself: poll again after a pause (a member that never gets
                     # back into its group is replaced below, like a stalled rebalance).
-                    log.warning("polling Kafka failed (%s); polling again", exc)
+                    log.debug("polling Kafka failed (%s); polling again", exc)
+                    self._note_broker(False)
                     if self.stop_event.wait(1.0):
                         break
                     polled = {}
+                else:
+                    self._note_broker(group_unready_reason(self.consumer) != "broker_unreachable")
                 records = [record for batch in polled.values() for record in batch]
                 if not records:
                     if self.rebalance.stuck(self.consumer) and not self._rejoin():
@@ -379,6 +502,7 @@ class StreamScorer:
                     failing_since = None
                 except SendFailedError as exc:
                     self.metrics.send_failures.inc()
+                    self._note_broker(group_unready_reason(self.consumer) != "broker_unreachable")
                     failing_since = failing_since or time.monotonic()
                     waited = time.monotonic() - failing_since
                     if waited > self.settings.scorer_send_retry_seconds:
@@ -393,7 +517,7 @@ class StreamScorer:
                     self.stop_event.wait(1.0)
         finally:
             self._close()
-        log.info("stopped cleanly")
+        self._say_stopped()
         return 0
 
 
@@ -424,9 +548,13 @@ def _kafka_offsets(offsets: Mapping[Partition, int]) -> dict[TopicPartition, Off
     return {TopicPartition(*p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()}
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _install_signal_handlers(stop: StopEvent) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: finishing the batch, then stopping", signal.Signals(signum).name)
+        log.info(
+            "%s received: stopping within %g s (FRAUD_SCORER_SHUTDOWN_SECONDS)",
+            signal.Signals(signum).name,
+            stop.budget_seconds,
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
@@ -441,7 +569,7 @@ def serve(settings: ScorerSettings, holder_settings: ModelSettings) -> int:
     scorer = StreamScorer(settings, holder, metrics)
     _install_signal_handlers(scorer.stop_event)
     server = MetricsServer(
-        metrics.registry, lambda: holder.ready, settings.scorer_metrics_host,
+        metrics.registry, scorer.unready_reason, settings.scorer_metrics_host,
         settings.scorer_metrics_port, port_variable="FRAUD_SCORER_METRICS_PORT",
     )  # fmt: skip
     server.start()

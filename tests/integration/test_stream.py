@@ -6,7 +6,9 @@ two versions trained by the real pipeline. Every test accounts for every input o
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 
 from serving.replay import ReplaySummary, replay
+from tests.harness import FRAUD
 from tests.integration.registry_server import RegistryServer
 from tests.integration.streaming import (
     Outputs,
@@ -328,6 +331,114 @@ def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     assert_committed_to_the_end(env)
 
 
+def end_offsets(env: dict[str, str]) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = env["FRAUD_TOPIC_TRANSACTIONS"]
+    consumer = KafkaConsumer(bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"])
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def ready_reason(scorer: Scorer) -> str | None:
+    """The reason code of a 503 from /ready; None for a 200 (or no answer)."""
+    status, body = scorer.get("/ready")
+    return json.loads(body)["reason"] if status == 503 else None
+
+
+STOPPED = re.compile(
+    r"(stopped cleanly, offsets committed|stopped within budget; (\d+) transactions of "
+    r"uncommitted batches will be scored again)$"
+)
+
+
+@pytest.mark.parametrize(
+    ("broker", "mode"),
+    [("up", []), ("down", []), ("down", ["--exactly-once"])],
+    ids=["broker-up", "broker-down", "broker-down-exactly-once"],
+)
+def test_a_stop_keeps_to_its_budget_says_what_is_left_and_loses_nothing(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+    kafka_broker: Any,
+    broker: str,
+    mode: list[str],
+) -> None:
+    """SIGTERM mid-stream, with the broker up or gone: the scorer exits 0 within
+    FRAUD_SCORER_SHUTDOWN_SECONDS, its last line says whether offsets were committed or how
+    many transactions come again, and a new scorer then leaves no offset without an output."""
+    budget = 8.0
+    first = new_scorer(scorers, env, tmp_path, *mode, FRAUD_SCORER_SHUTDOWN_SECONDS=str(budget))
+    first.wait_ready()
+    replayer = subprocess.Popen(
+        [FRAUD, "replay", str(source), "--rate", "2000", "--limit", "40000"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
+        if broker == "down":
+            kafka_broker.stop()
+            wait_for(lambda: ready_reason(first) == "broker_unreachable", 30, "not ready")
+        started = time.monotonic()
+        code = first.terminate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        replayer.kill()
+        replayer.wait()
+        if broker == "down":
+            kafka_broker.start()
+    print(f"stop with the broker {broker} {mode}: {took:.2f} s (budget {budget:g} s)")
+    log = first.log()
+    assert code == 0, log
+    assert took < budget + 0.5, f"the stop took {took:.1f} s"  # + the interpreter's exit
+    assert "Traceback" not in log, log
+    kafka_lines = [line for line in log.splitlines() if " kafka." in line]
+    assert not [line for line in kafka_lines if " ERROR " in line], log
+    if broker == "down":  # one line of ours when it went away; kafka-python's, each once
+        assert log.count("does not answer; not consuming until it does") == 1, log
+        assert len(kafka_lines) <= 12, log
+    stopped = STOPPED.search(log.rstrip().splitlines()[-1])
+    assert stopped, log
+    left = int(stopped[2] or 0)
+    if broker == "up":
+        assert left == 0, log
+
+    second = new_scorer(scorers, env, tmp_path, *mode)
+    second.wait_ready()
+    ends = end_offsets(env)
+    outputs = read_outputs(env, expected=sum(ends.values()), timeout=120)
+    seen = outputs.sources()
+    missing = {(p, o) for p, end in ends.items() for o in range(end)} - set(seen)
+    assert not missing, f"{len(missing)} offsets have no output, e.g. {sorted(missing)[:5]}"
+    duplicates = sum(count - 1 for count in seen.values())
+    print(f"  {left} left uncommitted, {duplicates} scored twice of {sum(ends.values())}")
+    # Only what the first scorer left uncommitted can have been scored twice.
+    assert duplicates <= left
+    if mode:
+        assert duplicates == 0
+    assert second.terminate() == 0
+    assert second.log().rstrip().endswith("stopped cleanly, offsets committed")
+
+
+def test_a_scorer_started_without_a_broker_is_not_ready(
+    env: dict[str, str], registry: RegistryServer, scorers: list[Scorer], tmp_path: Path
+) -> None:
+    """A model loaded but no broker: /ready says broker_unreachable, not ready."""
+    from tests.harness import free_port
+
+    scorer = new_scorer(scorers, env, tmp_path, FRAUD_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    wait_for(lambda: "cannot use Kafka at" in scorer.log(), 60, "the scorer to try the broker")
+    assert scorer.get("/ready") == (503, '{"status": "not_ready", "reason": "broker_unreachable"}')
+    assert scorer.terminate() == 0
+    assert scorer.log().rstrip().endswith("stopped cleanly, offsets committed")
+
+
 def test_unreachable_registry_means_not_ready_until_it_answers(
     env: dict[str, str],
     registry: RegistryServer,
@@ -341,7 +452,7 @@ def test_unreachable_registry_means_not_ready_until_it_answers(
         wait_for(lambda: scorer.get("/ready")[0] == 503, 60, "the scorer to report not ready")
         sent = send(env, source, limit=500)
         time.sleep(3)
-        assert scorer.get("/ready")[0] == 503
+        assert ready_reason(scorer) == "registry_unreachable"
         assert scorer.metric("fraud_transactions_consumed_total") == 0, "consumed while not ready"
         assert "not ready" in scorer.log()
     finally:

@@ -3,6 +3,7 @@ error naming the port's setting when the port is taken."""
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.error
 import urllib.request
@@ -17,10 +18,10 @@ from serving.instruments import ScorerMetrics
 
 class Readiness:
     def __init__(self) -> None:
-        self.ready = False
+        self.reason: str | None = "no_model"
 
-    def __call__(self) -> bool:
-        return self.ready
+    def __call__(self) -> str | None:
+        return self.reason
 
 
 @pytest.fixture
@@ -72,11 +73,18 @@ def test_metrics_server_endpoints(
 
     assert get(server, "/health")[0] == 200
 
-    assert get(server, "/ready")[0] == 503
-    readiness.ready = True
-    assert get(server, "/ready")[0] == 200
-    readiness.ready = False
-    assert get(server, "/ready")[0] == 503
+    assert get(server, "/ready") == (
+        503,
+        "application/json",
+        b'{"status": "not_ready", "reason": "no_model"}',
+    )
+    readiness.reason = None
+    assert get(server, "/ready") == (200, "application/json", b'{"status":"ready"}')
+    readiness.reason = "broker_unreachable"
+    assert json.loads(get(server, "/ready")[2]) == {
+        "status": "not_ready",
+        "reason": "broker_unreachable",
+    }
 
     assert get(server, "/nope")[0] == 404
     assert get(server, "/")[0] == 404
@@ -94,7 +102,7 @@ def test_extra_routes_answer_what_their_callable_returns() -> None:
 
     routes = {"/report": report, "/v1/drift": lambda: (200, b'{"a": 1}', "application/json")}
     server = MetricsServer(
-        ScorerMetrics().registry, lambda: True, "127.0.0.1", 0, port_variable="X",
+        ScorerMetrics().registry, lambda: None, "127.0.0.1", 0, port_variable="X",
         routes={**routes, "/broken": broken},
     )  # fmt: skip
     server.start()
@@ -115,7 +123,7 @@ def test_a_taken_port_names_the_setting_to_change() -> None:
         port = holder.getsockname()[1]
         with pytest.raises(MetricsPortError) as caught:
             MetricsServer(
-                ScorerMetrics().registry, lambda: True, "127.0.0.1", port,
+                ScorerMetrics().registry, lambda: None, "127.0.0.1", port,
                 port_variable="FRAUD_MONITOR_METRICS_PORT",
             )  # fmt: skip
     assert f"127.0.0.1:{port}" in str(caught.value)

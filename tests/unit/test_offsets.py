@@ -233,3 +233,35 @@ def test_a_revoked_partition_no_longer_counts_in_the_lag() -> None:
     assert tracker.lag == {P1: 10}
     # The batch taken before the revocation does not bring it back either.
     assert tracker.record_lag(batch, {P0: 110, P1: 20}) == 10
+
+
+# --- what a stop leaves to be scored again ---------------------------------------------------
+
+
+def test_uncommitted_counts_what_was_consumed_beyond_the_last_confirmed_commit() -> None:
+    tracker = OffsetTracker()
+    first = tracker.begin(records(P0, 100, 110) + records(P1, 0, 5))
+    assert tracker.uncommitted({P0, P1}) == 15  # nothing committed: all of it comes again
+    tracker.committed(tracker.acknowledge(first))
+    assert tracker.uncommitted({P0, P1}) == 0
+    assert tracker.to_commit_on_close({P0, P1}) == {}  # a confirmed commit need not be redone
+
+    second = tracker.begin(records(P0, 110, 130))  # consumed, never acknowledged
+    tracker.begin(records(P1, 5, 8))
+    assert tracker.uncommitted({P0, P1}) == 23
+    assert tracker.uncommitted({P1}) == 3  # only what the member still owns
+    tracker.acknowledge(second)  # acknowledged, the commit not confirmed yet
+    assert tracker.to_commit_on_close({P0, P1}) == {P0: 130}
+    assert tracker.uncommitted({P0, P1}) == 23
+
+
+def test_a_retried_batch_is_counted_once_and_revocation_forgets_the_partition() -> None:
+    tracker = OffsetTracker()
+    tracker.begin(records(P0, 0, 50))
+    tracker.begin(records(P0, 0, 50))  # the same batch polled again after a rewind
+    assert tracker.uncommitted({P0}) == 50
+    tracker.revoke([P0])
+    tracker.committed({P0: 50})  # a late confirmation for a partition no longer owned
+    assert tracker.uncommitted({P0}) == 0
+    tracker.begin(records(P0, 70, 75))  # assigned back, resuming from another member's commit
+    assert tracker.uncommitted({P0}) == 5

@@ -24,11 +24,12 @@ RUN uv pip sync --python "$VIRTUAL_ENV/bin/python" --require-hashes --compile-by
       /tmp/requirements.lock \
  && rm /tmp/requirements.lock
 
-# A user of its own; /app/data and /mlartifacts are where compose mounts named volumes, and a
-# new volume takes the owner of the folder it is mounted on.
+# A user of its own; /app/data, /mlartifacts and /mlflow-auth (the MLflow server's logins) are
+# where compose mounts named volumes, and a new volume takes the owner of the folder it is
+# mounted on.
 RUN useradd --create-home --uid 10001 app \
- && mkdir -p /app/data /mlartifacts \
- && chown app:app /app /app/data /mlartifacts
+ && mkdir -p /app/data /mlartifacts /mlflow-auth \
+ && chown app:app /app /app/data /mlartifacts /mlflow-auth
 WORKDIR /app
 COPY --chown=app:app . .
 

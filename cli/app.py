@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import logging.config
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +23,13 @@ from cli.kafka import kafka_app
 from cli.stack import down, stack_part, status, up
 from infra.paths import TEST_SPLIT_FILE, project_root
 from infra.registry import RegistryError, VersionSummary, list_versions, set_alias
+from infra.registry_auth import (
+    RegistryAuthError,
+    ensure_accounts,
+    is_loopback,
+    shown_uri,
+    write_auth_config,
+)
 from infra.settings import (
     CHALLENGER_ALIAS,
     MLFLOW_CLIENT_DEFAULTS,
@@ -30,7 +38,9 @@ from infra.settings import (
     KafkaSettings,
     ModelSettings,
     MonitorSettings,
+    RegistryAuthSettings,
     ScorerSettings,
+    StackSettings,
     TrackingSettings,
 )
 
@@ -182,26 +192,88 @@ def mlflow_server(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     workers: Annotated[int, typer.Option(help="Web workers; one serves a person's UI.", min=1)] = 1,
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(help="The store to serve (default: MLFLOW_TRACKING_URI, else mlflow.db)."),
+    ] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(help="Where the server keeps the artifacts it serves (MLflow's default)."),
+    ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(help="Host headers to accept, comma-separated (MLflow's default)."),
+    ] = None,
 ) -> None:
-    """Start the MLflow tracking server and UI over the project's store (MLFLOW_TRACKING_URI)."""
-    store = TrackingSettings().tracking_uri
+    """Start the MLflow tracking server and UI over the project's store (MLFLOW_TRACKING_URI);
+    with FRAUD_MLFLOW_AUTH, behind MLflow's basic-auth app (an editor and a reader login)."""
+    store = backend_store_uri or TrackingSettings().tracking_uri
     if store.startswith(("http://", "https://")):
+        given = "--backend-store-uri" if backend_store_uri else "MLFLOW_TRACKING_URI"
         raise fail(
-            f"MLFLOW_TRACKING_URI is {store}, already a server; "
+            f"{given} is {store}, already a server; "
             "point it at a database (e.g. sqlite:///mlflow.db) to serve that store."
+        )
+    try:
+        auth = RegistryAuthSettings()
+    except ValidationError as exc:
+        raise invalid_settings(exc) from None
+    if not auth.mlflow_auth and not is_loopback(host):
+        raise fail(
+            f"--host {host} opens the registry beyond this machine, where anyone could move "
+            "its aliases: set FRAUD_MLFLOW_AUTH=true with the editor's and the reader's "
+            "credentials (README, Authenticated registry), or listen on 127.0.0.1."
         )
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", store, "--host", host, "--port", str(port),
         "--workers", str(workers),
     ]  # fmt: skip
-    err_console.print(f"MLflow UI on http://{host}:{port} over {store}")
-    sys.stdout.flush()
+    for option, value in (
+        ("--artifacts-destination", artifacts_destination),
+        ("--allowed-hosts", allowed_hosts),
+    ):
+        if value is not None:
+            command += [option, value]
     # MLflow 3 also starts a job runner with seven worker processes for its GenAI features,
     # which this project does not use: off unless the environment asks for it.
-    os.execve(
-        sys.executable, command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    )
+    environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    logins = ""
+    if auth.mlflow_auth:
+        command += ["--app-name", "basic-auth"]
+        # MLflow's own admin variables would override the configuration written here.
+        for name in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD"):
+            environment.pop(name, None)
+        environment.update(_registry_auth_environment(auth, port))
+        logins = (
+            f", logins required (editor {auth.mlflow_editor_username!r}, "
+            f"reader {auth.mlflow_reader_username!r})"
+        )
+    err_console.print(f"MLflow UI on http://{host}:{port} over {shown_uri(store)}{logins}")
+    sys.stdout.flush()
+    os.execve(sys.executable, command, environment)
+
+
+def _registry_auth_environment(auth: RegistryAuthSettings, port: int) -> dict[str, str]:
+    """Prepare MLflow's basic-auth app: its configuration file in the run directory (one per
+    port, as servers may run side by side) and both accounts in its user store. Returns the
+    variables the server needs."""
+    try:
+        run_dir = StackSettings().run_dir
+    except ValidationError as exc:
+        raise invalid_settings(exc) from None
+    try:
+        config = write_auth_config(auth, run_dir / f"mlflow-auth-{port}.ini")
+        for change in ensure_accounts(auth):
+            err_console.print(f"MLflow logins: {change}", highlight=False)
+    except (RegistryAuthError, OSError) as exc:
+        raise fail(str(exc)) from None
+    return {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        # The CSRF key of the app's sign-up form, shared by the server's workers.
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+        or secrets.token_urlsafe(32),
+    }
 
 
 def _given(**options: Any) -> dict[str, Any]:

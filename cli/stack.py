@@ -36,6 +36,7 @@ from infra.settings import (
     BrokerSettings,
     KafkaSettings,
     MonitorSettings,
+    RegistryAuthSettings,
     ScorerSettings,
     StackSettings,
     TrackingSettings,
@@ -47,6 +48,8 @@ console = Console(soft_wrap=True)
 # The repo's Prometheus configuration and rules, shipped with this code.
 PROMETHEUS_SOURCE = Path(__file__).resolve().parents[1] / "monitoring" / "prometheus"
 PROBE_TIMEOUT_SECONDS = 3.0
+# The parts that only read the registry: with FRAUD_MLFLOW_AUTH they log in as the reader.
+READERS = ("scorer", "api", "monitor")
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ def up(
     supervisor = _supervisor(settings)
     try:
         stack = build_stack(settings)
+        RegistryAuthSettings()  # the logins the parts need, when FRAUD_MLFLOW_AUTH is on
     except ValidationError as exc:
         raise invalid_settings(exc) from None
     store = TrackingSettings().tracking_uri
@@ -446,6 +450,24 @@ def stack_part(name: Annotated[str, typer.Argument(help="The part to run.")]) ->
     record = _supervisor(settings).run_dir / f"{name}.pgid"
     _end_leftovers(record)
     record.write_text(f"{os.getpgrp()}\n")
+    if name in READERS:
+        os.environ.update(reader_login())
     command = commands[name]
     sys.stdout.flush()
     os.execvp(command[0], command)
+
+
+def reader_login() -> dict[str, str]:
+    """MLflow's client variables with the reader's login when the stack's MLflow server asks
+    for logins (FRAUD_MLFLOW_AUTH); none otherwise. Set in the part's own process, so the
+    password is in no file."""
+    try:
+        auth = RegistryAuthSettings()
+    except ValidationError as exc:
+        raise invalid_settings(exc) from None
+    if not auth.mlflow_auth or auth.mlflow_reader_password is None:
+        return {}
+    return {
+        "MLFLOW_TRACKING_USERNAME": auth.mlflow_reader_username,
+        "MLFLOW_TRACKING_PASSWORD": auth.mlflow_reader_password.get_secret_value(),
+    }

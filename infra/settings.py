@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.paths import project_root
@@ -252,3 +252,53 @@ class StackSettings(FraudSettings):
     @property
     def run_dir(self) -> Path:
         return (project_root() / self.stack_dir).resolve()
+
+
+def default_auth_database_uri() -> str:
+    """MLflow's user store, `mlflow-auth.db` beside the embedded `mlflow.db`."""
+    return f"sqlite:///{project_root() / 'mlflow-auth.db'}"
+
+
+# MLflow's basic-auth app refuses shorter passwords (MLflow 3.17).
+MLFLOW_MIN_PASSWORD_LENGTH = 12
+
+
+class RegistryAuthSettings(FraudSettings):
+    """The MLflow server's logins (`fraud mlflow` with MLflow's basic-auth app): FRAUD_MLFLOW_AUTH,
+    FRAUD_MLFLOW_EDITOR_USERNAME, FRAUD_MLFLOW_EDITOR_PASSWORD, FRAUD_MLFLOW_READER_USERNAME,
+    FRAUD_MLFLOW_READER_PASSWORD, FRAUD_MLFLOW_AUTH_DATABASE_URI. The editor administers the
+    server and may change anything (register versions, move aliases); the reader may only read.
+    Clients log in with MLflow's own MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."""
+
+    # Off: no login at all, which `fraud mlflow` allows only on a loopback interface.
+    mlflow_auth: bool = False
+    mlflow_editor_username: str = Field("editor", min_length=1)
+    mlflow_editor_password: SecretStr | None = Field(None, validate_default=True)
+    mlflow_reader_username: str = Field("reader", min_length=1)
+    mlflow_reader_password: SecretStr | None = Field(None, validate_default=True)
+    # Where the server keeps its users and permissions (a SQLAlchemy URI).
+    mlflow_auth_database_uri: str = Field(default_factory=default_auth_database_uri, min_length=1)
+
+    @field_validator("mlflow_editor_password", "mlflow_reader_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None  # compose passes `${VARIABLE:-}` through as ""
+
+    @field_validator("mlflow_editor_password", "mlflow_reader_password")
+    @classmethod
+    def _required_with_auth(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            if info.data.get("mlflow_auth"):
+                raise ValueError("required when FRAUD_MLFLOW_AUTH is on")
+        elif len(value.get_secret_value()) < MLFLOW_MIN_PASSWORD_LENGTH:
+            raise ValueError(
+                f"MLflow needs at least {MLFLOW_MIN_PASSWORD_LENGTH} characters in a password"
+            )
+        return value
+
+    @field_validator("mlflow_reader_username")
+    @classmethod
+    def _two_accounts(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("mlflow_editor_username"):
+            raise ValueError("must differ from FRAUD_MLFLOW_EDITOR_USERNAME")
+        return value

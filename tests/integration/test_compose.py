@@ -36,12 +36,14 @@ from pydantic_settings import BaseSettings
 from cli.app import app as fraud_app
 from infra import settings as settings_module
 from infra.paths import TEST_SPLIT_FILE
+from infra.registry import LOGIN_VARIABLES
 from infra.settings import (
     MLFLOW_CLIENT_DEFAULTS,
     ApiSettings,
     BrokerSettings,
     KafkaSettings,
     MonitorSettings,
+    RegistryAuthSettings,
     ScorerSettings,
 )
 from serving.kafka_broker import render_server_properties
@@ -88,15 +90,25 @@ SINGLE_NODE_PROPERTIES = re.compile(
 )
 
 
-def load_compose(path: Path) -> subprocess.CompletedProcess[str]:
+# What a user must set (in .env) for the file to load: the registry's passwords.
+REQUIRED_VARIABLES = {
+    "FRAUD_MLFLOW_EDITOR_PASSWORD": "editor-password-from-env",
+    "FRAUD_MLFLOW_READER_PASSWORD": "reader-password-from-env",
+}
+
+
+def load_compose(
+    path: Path, variables: dict[str, str] = REQUIRED_VARIABLES
+) -> subprocess.CompletedProcess[str]:
     assert COMPOSECHECK.is_file(), (
         f"{COMPOSECHECK.relative_to(REPO_ROOT)} is missing: `make test` builds it "
         f"(or `make {COMPOSECHECK.relative_to(REPO_ROOT)}`, which needs Go)"
     )
-    # None of the caller's variables: the file's own defaults are what is checked.
+    # None of the caller's variables but `variables`: the file's own defaults are what is
+    # checked.
     return subprocess.run(
         [str(COMPOSECHECK), str(path)],
-        env={"PATH": os.environ.get("PATH", "")},
+        env={"PATH": os.environ.get("PATH", ""), **variables},
         capture_output=True,
         text=True,
         timeout=60,
@@ -420,7 +432,7 @@ def test_every_variable_a_service_sets_is_read_by_the_settings(
 ) -> None:
     """Names from the settings classes themselves (a misspelt or removed setting would be
     silently ignored by the process), and values that every settings class accepts."""
-    known = variables_read() | set(MLFLOW_CLIENT_DEFAULTS)
+    known = variables_read() | set(MLFLOW_CLIENT_DEFAULTS) | set(LOGIN_VARIABLES)
     for name, service in ours.items():
         env = environment(service)
         unknown = {variable for variable in env if variable not in known}
@@ -551,13 +563,15 @@ def test_mlflow_serves_runs_and_artifacts_to_the_containers(
     services: dict[str, Json], ours: dict[str, Json]
 ) -> None:
     mlflow = services["mlflow"]
-    options = parse(mlflow_commands(), argv(mlflow)[1:]).params
+    words = argv(mlflow)
+    assert words[:2] == ["fraud", "mlflow"], "`fraud mlflow` sets up the logins"
+    options = parse(fraud_commands(), words[1:]).params
     assert options["backend_store_uri"].startswith("postgresql+psycopg2://")
     assert urlsplit(options["backend_store_uri"]).hostname == "postgres"
     assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert importlib.util.find_spec("psycopg2"), "the lock must bring PostgreSQL's driver"
-    # Artifacts on a named volume, served by the server, so clients mount nothing.
-    assert options["serve_artifacts"]
+    # Artifacts on a named volume, served by the server (MLflow's default), so clients mount
+    # nothing.
     assert options["artifacts_destination"] in named_volumes(mlflow)
     assert options["host"] == "0.0.0.0"
     allowed = set(options["allowed_hosts"].split(","))
@@ -575,6 +589,59 @@ def test_mlflow_serves_runs_and_artifacts_to_the_containers(
         assert urlsplit(uri).netloc == f"mlflow:{options['port']}", name
         assert urlsplit(uri).netloc in allowed, name
         assert ours[name]["depends_on"]["mlflow"]["condition"] == "service_healthy", name
+
+
+def test_the_registry_asks_for_logins_and_each_client_has_its_own(
+    services: dict[str, Json],
+    ours: dict[str, Json],
+    monkeypatch: pytest.MonkeyPatch,
+    no_settings_env: None,
+) -> None:
+    """The registry leaves loopback inside the compose network, so `fraud mlflow` runs MLflow's
+    basic-auth app: the pipeline (and `fraud promote`) log in as the editor, serving as the
+    reader; the healthcheck asks a route that needs no login."""
+    from mlflow.server.auth import is_unprotected_route
+
+    mlflow = services["mlflow"]
+    with monkeypatch.context() as patch:
+        for variable, value in environment(mlflow).items():
+            patch.setenv(variable, value)
+        auth = RegistryAuthSettings()
+    assert auth.mlflow_auth
+    assert auth.mlflow_editor_password is not None and auth.mlflow_reader_password is not None
+    # The passwords are the user's (.env), not written in the file.
+    passwords = {
+        "FRAUD_MLFLOW_EDITOR_PASSWORD": auth.mlflow_editor_password.get_secret_value(),
+        "FRAUD_MLFLOW_READER_PASSWORD": auth.mlflow_reader_password.get_secret_value(),
+    }
+    assert passwords == REQUIRED_VARIABLES
+    # The users outlive the container: their database is on a named volume of its own.
+    assert auth.mlflow_auth_database_uri.startswith("sqlite:////")
+    folder = str(PurePosixPath(auth.mlflow_auth_database_uri.removeprefix("sqlite:///")).parent)
+    assert folder in named_volumes(mlflow)
+    others = [named_volumes(service) for name, service in services.items() if name != "mlflow"]
+    assert not any(folder in mounts for mounts in others)
+    check = " ".join(mlflow["healthcheck"]["test"])
+    (health_path,) = re.findall(r"http://127\.0\.0\.1:\d+(/[\w/-]*)", check)
+    assert is_unprotected_route(health_path), f"{health_path} would answer 401"
+    editor = (auth.mlflow_editor_username, auth.mlflow_editor_password.get_secret_value())
+    reader = (auth.mlflow_reader_username, auth.mlflow_reader_password.get_secret_value())
+    logins = {
+        name: tuple(environment(service).get(variable) for variable in LOGIN_VARIABLES)
+        for name, service in ours.items()
+        if "MLFLOW_TRACKING_URI" in environment(service)
+    }
+    assert logins == {"trainer": editor, "scorer": reader, "api": reader, "monitor": reader}
+
+
+def test_the_file_does_not_load_without_the_registry_passwords(tmp_path: Path) -> None:
+    copy = tmp_path / COMPOSE_FILE.name  # away from a .env a user may keep beside the file
+    shutil.copy(COMPOSE_FILE, copy)
+    for missing in REQUIRED_VARIABLES:
+        given = {name: value for name, value in REQUIRED_VARIABLES.items() if name != missing}
+        refused = load_compose(copy, given)
+        assert refused.returncode == 1, missing
+        assert missing in refused.stderr and "set it in .env" in refused.stderr, refused.stderr
 
 
 def test_the_trainer_feeds_serving_and_replay(ours: dict[str, Json]) -> None:
@@ -704,8 +771,9 @@ def dockerignore_patterns() -> Iterator[str]:
 
 def test_dockerignore_keeps_local_state_out_and_the_build_inputs_in() -> None:
     patterns = list(dockerignore_patterns())
-    for local in (".git", ".venv", ".tools", ".run", "mlflow.db", "mlruns", "data/raw/x.csv",
-                  ".dvc/cache", "reports/registered.json", "cli/__pycache__/app.pyc"):  # fmt: skip
+    for local in (".git", ".venv", ".tools", ".run", "mlflow.db", "mlflow-auth.db", ".env",
+                  "mlruns", "data/raw/x.csv", ".dvc/cache", "reports/registered.json",
+                  "cli/__pycache__/app.pyc"):  # fmt: skip
         assert dockerignored(local, patterns), local
     needed = ["requirements.lock", "pyproject.toml", "README.md", "dvc.yaml", "dvc.lock",
               "params.yaml", ".dvc/config", ".dvcignore"]  # fmt: skip

@@ -73,6 +73,7 @@ def _short(value: str | None) -> str:
 @app.command()
 def models(model: ModelName = None) -> None:
     """List the registered model's versions with their aliases, key metrics and threshold."""
+    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -134,6 +135,7 @@ def promote(
 ) -> None:
     """Point an alias (default: production) at a registered version, as the MLflow UI does,
     once the version passes the checks the scorer and the API run when they load it."""
+    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -638,8 +640,15 @@ def _quiet_kafka_client() -> None:
 
 
 def _kafka_unreachable(settings: KafkaSettings, exc: Exception) -> typer.Exit:
+    from kafka.errors import KafkaTimeoutError
+
+    why = (
+        f"no answer within {settings.kafka_connect_seconds:g} s, FRAUD_KAFKA_CONNECT_SECONDS"
+        if isinstance(exc, KafkaTimeoutError)
+        else str(exc)
+    )
     return fail(
-        f"cannot use Kafka at {settings.kafka_bootstrap} ({exc}); is the "
+        f"cannot use Kafka at {settings.kafka_bootstrap} ({why}); is the "
         "broker running (`fraud kafka start`), and is FRAUD_KAFKA_BOOTSTRAP right?"
     )
 

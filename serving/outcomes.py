@@ -67,6 +67,7 @@ class OutcomeReader:
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             client_id="fraud-replay-outcomes",
+            bootstrap_timeout_ms=settings.connect_timeout_ms,
             group_id=None,  # a reader, not a member: it must not move anyone's offsets
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -55,9 +55,27 @@ def read_transactions(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise ReplayError(f"{path} has no rows.")
     not_numbers = [c for c in TRANSACTION_COLUMNS if not pd.api.types.is_numeric_dtype(frame[c])]
-    if not_numbers:  # named, never quoted: the values are card data
-        raise ReplayError(f"{path} has values that are not numbers in column(s) {not_numbers}.")
+    if not_numbers:  # located, never quoted: the values are card data
+        row, column = _first_not_a_number(frame, not_numbers)
+        where = f"line {row + 2}" if path.suffix == ".csv" else f"row {row + 1}"
+        raise ReplayError(
+            f"{path} has a value that is not a number at {where}, column {column} (and "
+            f"column(s) {not_numbers} hold such values)."
+        )
     return frame
+
+
+def _first_not_a_number(frame: pd.DataFrame, columns: list[str]) -> tuple[int, str]:
+    """The position (0-based) and column of the first value, in file order, that is present
+    but not a number."""
+    found = []
+    for column in columns:
+        values = frame[column].reset_index(drop=True)
+        bad = (values.notna() & pd.to_numeric(values, errors="coerce").isna()).to_numpy()
+        if bad.any():
+            found.append((int(bad.argmax()), frame.columns.get_loc(column), column))
+    row, _, column = min(found)  # by row, then by the column's place in the file
+    return row, column
 
 
 def load_rows(path: Path) -> list[list[float]]:
@@ -193,6 +211,7 @@ def replay(
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="fraud-replay",
+        bootstrap_timeout_ms=settings.connect_timeout_ms,
         acks="all",
         linger_ms=5 if rate is None else 0,
         batch_size=256 * 1024,

@@ -24,6 +24,7 @@ def follow(
         topic,
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="fraud-tail",
+        bootstrap_timeout_ms=settings.connect_timeout_ms,
         group_id=None,  # a reader, not a member: it must not move anyone's offsets
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from tests.harness import free_port
@@ -42,13 +43,17 @@ def assert_one_line_error(output: str, *fragments: str) -> None:
         assert fragment in errors[0], output
 
 
+HEADER = "Time," + ",".join(f"V{i}" for i in range(1, 29)) + ",Amount\n"
+
+
 def test_replay_and_tail_without_a_broker(tmp_path: Path) -> None:
     bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
     source = tmp_path / "rows.csv"
-    source.write_text(
-        "Time," + ",".join(f"V{i}" for i in range(1, 29)) + ",Amount\n" + "1," * 29 + "1\n"
+    source.write_text(HEADER + "1," * 29 + "1\n")
+    env = clean_env(
+        tmp_path / "home", FRAUD_KAFKA_BOOTSTRAP=bootstrap, FRAUD_KAFKA_CONNECT_SECONDS="1"
     )
-    env = clean_env(tmp_path / "home", FRAUD_KAFKA_BOOTSTRAP=bootstrap)
+    started = time.monotonic()
     results = run_all(
         [
             ["fraud", "replay", str(source)],
@@ -57,9 +62,40 @@ def test_replay_and_tail_without_a_broker(tmp_path: Path) -> None:
         env,
         tmp_path,
     )
+    # The wait is the setting's, not kafka-python's 30 s (the rest is starting Python).
+    assert time.monotonic() - started < 20
     for code, output in results:
         assert code == 1, output
-        assert_one_line_error(output, f"cannot use Kafka at {bootstrap}", "fraud kafka start")
+        assert_one_line_error(
+            output,
+            f"cannot use Kafka at {bootstrap} (no answer within 1 s, FRAUD_KAFKA_CONNECT_SECONDS)",
+            "fraud kafka start",
+        )
+
+
+def test_replay_of_a_file_it_cannot_use(tmp_path: Path) -> None:
+    """Empty, or a value that is not a number: one line with where, never the value."""
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "text.csv").write_text(
+        HEADER + "1," * 29 + "1\n" + "1," * 7 + "x1y," + "1," * 21 + "1\n"
+    )
+    env = clean_env(tmp_path / "home", FRAUD_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    (empty_code, empty), (text_code, text) = run_all(
+        [["fraud", "replay", "empty.csv"], ["fraud", "replay", "text.csv"]], env, tmp_path
+    )
+    assert empty_code == 1 and text_code == 1
+    assert_one_line_error(empty, "empty.csv is empty")
+    assert_one_line_error(text, "text.csv has a value that is not a number at line 3, column V7")
+    assert "x1y" not in text
+
+
+def test_registry_commands_without_a_registry(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = clean_env(tmp_path / "home", MLFLOW_TRACKING_URI=uri)
+    results = run_all([["fraud", "models"], ["fraud", "promote", "--version", "1"]], env, tmp_path)
+    for code, output in results:
+        assert code == 1, output
+        assert_one_line_error(output, f"cannot reach the registry at {uri}", "fraud mlflow")
 
 
 def test_score_with_its_metrics_port_taken(tmp_path: Path) -> None:

@@ -35,14 +35,22 @@ def test_a_header_without_rows_is_refused(tmp_path: Path) -> None:
         load_rows(tmp_path / "header.csv")
 
 
-def test_a_value_that_is_not_a_number_names_its_column_not_the_value(tmp_path: Path) -> None:
+def test_a_value_that_is_not_a_number_is_located_not_quoted(tmp_path: Path) -> None:
     frame = write_csv(tmp_path / "bad.csv").astype(object)
-    frame.loc[1, "V3"] = "4111111111111111x"
+    frame.loc[2, "V3"] = "4111111111111111x"
+    frame.loc[1, "V9"] = "seven"  # an earlier row, a later column: the first bad value
+    frame.loc[2, "Amount"] = "12,50"
     frame.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ReplayError) as caught:
         load_rows(tmp_path / "bad.csv")
-    assert "['V3']" in str(caught.value)
-    assert "4111" not in str(caught.value)
+    message = str(caught.value)
+    assert "not a number at line 3, column V9" in message  # line 1 is the header
+    assert "['V3', 'V9', 'Amount']" in message
+    assert "4111" not in message and "seven" not in message and "12,50" not in message
+
+    frame.astype({"V3": str, "V9": str, "Amount": str}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ReplayError, match="not a number at row 2, column V9"):
+        load_rows(tmp_path / "bad.parquet")
 
 
 def test_an_unreadable_parquet_file_is_refused(tmp_path: Path) -> None:

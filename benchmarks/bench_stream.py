@@ -1,8 +1,9 @@
 """Benchmark the stream scorer against a Kafka broker of its own: `make bench-stream`.
 
 Drain throughput with 1 and 2 `fraud score` processes, end-to-end latency at a fixed rate, the old
-per-message loop as the baseline, and kafka-python alone; writes reports/bench/stream.json. What
-each figure means: benchmarks/README.md.
+per-message loop as the baseline, kafka-python alone, and the CPU cost of shadow scoring (the same
+drain with `fraud score --shadow`); writes reports/bench/stream.json. `--shadow-only` measures only
+the last, into reports/bench/stream-shadow.json. What each figure means: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import importlib.metadata
 import json
 import os
 import signal
+import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,10 @@ from tests.harness import (
 
 SOURCE = ROOT / "data/processed/test.parquet"
 OUT = ROOT / "reports/bench/stream.json"
+OUT_SHADOW = ROOT / "reports/bench/stream-shadow.json"
 PARTITIONS = 3
 TRANSACTIONS, PREDICTIONS = harness.TOPIC_VARIABLES[:2]  # keys of the topics' variables
+SHADOW_PREDICTIONS = "FRAUD_TOPIC_SHADOW_PREDICTIONS"
 
 DRAIN_MESSAGES = 200_000
 LATENCY_RATE = 2000.0
@@ -55,6 +59,7 @@ BASELINE_MAX_SECONDS = 60.0
 TARGET_DRAIN_TPS = 25_000.0
 TARGET_RATIO = 30.0
 TARGET_P99_MS = 25.0
+TARGET_SHADOW_CPU_RATIO = 1.6  # scorer CPU per transaction, shadow scoring on / off
 
 # Upper bounds on every wait, so the benchmark always ends (and stops what it started).
 READY_TIMEOUT = 180.0
@@ -191,6 +196,69 @@ def read_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
     return records
 
 
+@dataclass(frozen=True)
+class ShadowRegistry:
+    """A scratch copy of the registry (a sqlite store) where `production` is the measured version
+    and `challenger` another one, for the shadow drains: the user's aliases are never moved. The
+    copy points at the same artifacts."""
+
+    tracking_uri: str
+    production: str
+    challenger: str
+    trees: dict[str, int]
+
+    @classmethod
+    def make(cls, model: harness.ModelChoice, folder: Path) -> ShadowRegistry:
+        import xgboost as xgb
+        import yaml
+        from mlflow import MlflowClient
+        from mlflow.artifacts import download_artifacts
+
+        if not model.tracking_uri.startswith("sqlite:///"):
+            raise HarnessError(
+                f"shadow drains copy the registry's sqlite store; {model.tracking_uri} is not one"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / "mlflow.db"
+        source = sqlite3.connect(model.tracking_uri.removeprefix("sqlite:///"))
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)  # consistent even while another process writes
+        finally:
+            target.close()
+            source.close()
+        uri = f"sqlite:///{copy}"
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        versions = sorted(
+            (str(v.version) for v in client.search_model_versions(f"name='{model.name}'")),
+            key=int,
+        )
+        others = [v for v in versions if v != model.version]
+        if not others:
+            raise HarnessError(f"{model.name} has no version besides {model.version} to shadow")
+        challenger = others[-1]  # the newest other version
+        client.set_registered_model_alias(model.name, "production", model.version)
+        client.set_registered_model_alias(model.name, "challenger", challenger)
+        trees: dict[str, int] = {}
+        for version in (model.version, challenger):
+            artifacts = client.get_model_version_download_uri(model.name, version)
+            local = Path(
+                download_artifacts(artifact_uri=artifacts, dst_path=str(folder / f"v{version}"))
+            )
+            mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+            booster = xgb.Booster()
+            booster.load_model(str(local / mlmodel["flavors"]["xgboost"]["data"]))
+            trees[version] = booster.num_boosted_rounds()
+        console.print(
+            f"shadow drains: production = version {model.version}, challenger = version "
+            f"{challenger} ({trees}) in a copy of the store, {copy}"
+        )
+        return cls(uri, model.version, challenger, trees)
+
+    def env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "FRAUD_MODEL_ALIAS": "production"}
+
+
 # -- the measurements --------------------------------------------------------------------------
 
 
@@ -207,11 +275,14 @@ class Bench:
     def topics(self, label: str, transactions: str | None = None) -> dict[str, str]:
         return harness.new_topics(self.bootstrap, label, PARTITIONS, transactions)
 
-    def start_scorers(self, topics: Mapping[str, str], count: int, label: str) -> list[Scorer]:
+    def start_scorers(
+        self, topics: Mapping[str, str], count: int, label: str,
+        env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+    ) -> list[Scorer]:  # fmt: skip
         group = f"bench-{label}-{uuid.uuid4().hex[:8]}"
-        env = {**self.model.env(), **topics, "FRAUD_SCORER_GROUP_ID": group}
+        env = {**self.model.env(), **(env or {}), **topics, "FRAUD_SCORER_GROUP_ID": group}
         started = [
-            Scorer(env, self.logs / f"{label}-scorer{i}.log", ["--instance", str(i)]).start()
+            Scorer(env, self.logs / f"{label}-scorer{i}.log", ["--instance", str(i), *args]).start()
             for i in range(count)
         ]
         self.scorers.extend(started)
@@ -288,9 +359,12 @@ class Bench:
             raise HarnessError(f"{exc}; the end of a log:\n{scorers[0].log_tail()}") from None
         return min(s.ready_at for s in scorers if s.ready_at is not None)
 
-    def drain(self, source: Mapping[str, str], count: int, label: str) -> dict[str, Any]:
+    def drain(
+        self, source: Mapping[str, str], count: int, label: str,
+        env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+    ) -> dict[str, Any]:  # fmt: skip
         topics = self.topics(label, transactions=source[TRANSACTIONS])
-        scorers = self.start_scorers(topics, count, label)
+        scorers = self.start_scorers(topics, count, label, env, args)
         group = scorers[0].env["FRAUD_SCORER_GROUP_ID"]
         task = self.task(f"{label}: drain with {count} scorer(s)", DRAIN_MESSAGES)
         try:
@@ -348,6 +422,10 @@ class Bench:
             "dead_letters_total": total("fraud_dead_letters_total"),
             "send_failures_total": total("fraud_send_failures_total"),
             "predictions_written": sum(end_offsets(self.bootstrap, topics[PREDICTIONS]).values()),
+            "shadow_predictions_written": sum(
+                end_offsets(self.bootstrap, topics[SHADOW_PREDICTIONS]).values()
+            ),
+            "shadow_failures_total": total("fraud_shadow_failures_total"),
             "all_offsets_committed": committed == ends,
             "committed_vs_end": {str(p): [committed.get(p), ends[p]] for p in sorted(ends)},
             "startup_seconds": [round((s.ready_at or t1) - s.started_at, 2) for s in scorers],
@@ -631,6 +709,58 @@ def measured(
     raise HarnessError(f"{what} stalled 3 times in a row; see the incidents printed above")
 
 
+def shadow_pair(
+    bench: Bench, source: Mapping[str, str], number: int, registry: ShadowRegistry,
+    incidents: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """The same drain with shadow scoring off and on, one after the other (the order alternating
+    between runs), both against the registry copy: production = the measured version; with
+    `--shadow`, each batch is also scored by the challenger version and sent to its topic."""
+    order = ["off", "on"] if number % 2 else ["on", "off"]
+    pair: dict[str, Any] = {"order": order}
+    for state in order:
+        args = ["--shadow"] if state == "on" else []
+        drain = functools.partial(bench.drain, source, 1, env=registry.env(), args=args)
+        pair[state] = result = measured(f"r{number}-shadow-{state}", drain, incidents)
+        console.print(
+            f"run {number}: shadow scoring {state}: {result['drain_tps']:,.0f} tx/s, "
+            f"{result['scorer_cpu_us_per_tx']} µs CPU/tx, "
+            f"{result['shadow_predictions_written']:,} shadow predictions"
+        )
+    off, on = pair["off"], pair["on"]
+    if on["shadow_predictions_written"] != on["predictions_written"]:
+        incidents.append({
+            "measurement": f"r{number}-shadow-on", "what": f"{on['predictions_written']} "
+            f"predictions but {on['shadow_predictions_written']} shadow predictions",
+            "scorer_log_issues": on["log_issues"],
+        })  # fmt: skip
+    pair["cpu_ratio"] = round(on["scorer_cpu_us_per_tx"] / off["scorer_cpu_us_per_tx"], 3)
+    pair["drain_tps_ratio"] = round(on["drain_tps"] / off["drain_tps"], 3)
+    console.print(f"run {number}: shadow scoring CPU per transaction × {pair['cpu_ratio']}")
+    return pair
+
+
+def shadow_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def over_runs(*path: str) -> float | None:
+        return harness.median_at(runs, "shadow", *path)
+
+    return {
+        "shadow_cpu_ratio": harness.median_at(runs, "shadow", "cpu_ratio"),
+        "shadow_cpu_us_per_tx": {
+            state: over_runs(state, "scorer_cpu_us_per_tx") for state in ("off", "on")
+        },
+        "shadow_drain_tps": {state: over_runs(state, "drain_tps") for state in ("off", "on")},
+    }
+
+
+def shadow_target(medians: dict[str, Any]) -> dict[str, Any]:
+    ratio = medians["shadow_cpu_ratio"]
+    return {
+        "target": f"<= {TARGET_SHADOW_CPU_RATIO} × the scorer's CPU per transaction",
+        "measured": ratio, "met": ratio is not None and ratio <= TARGET_SHADOW_CPU_RATIO,
+    }  # fmt: skip
+
+
 def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
     def per_count(figure: str, pick: Callable[[Any], float] = float) -> dict[str, float]:
         return {str(n): median([pick(r["drain"][str(n)][figure]) for r in runs]) for n in counts}
@@ -649,6 +779,8 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
         medians[f"latency_after_first_second_{key}"] = over_runs(
             "latency", "after_first_second", key
         )
+    if any("shadow" in run for run in runs):
+        medians |= shadow_medians(runs)
     return medians | {
         "latency_achieved_offered_rate": over_runs("latency", "achieved_offered_rate"),
         "baseline_rate_tps": over_runs("baseline", "rate_tps"),
@@ -662,7 +794,8 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
 
 def targets(medians: dict[str, Any]) -> dict[str, Any]:
     drain, ratio, p99 = medians["drain_tps"]["1"], medians["ratio"], medians["latency_p99_ms"]
-    return {
+    shadow = {"shadow_cpu_ratio": shadow_target(medians)} if "shadow_cpu_ratio" in medians else {}
+    return shadow | {
         "drain_tps": {"target": f">= {TARGET_DRAIN_TPS:.0f} (1 scorer)", "measured": drain,
                       "met": drain >= TARGET_DRAIN_TPS},
         "ratio": {"target": f">= {TARGET_RATIO:.0f}", "measured": ratio,
@@ -674,9 +807,11 @@ def targets(medians: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_once(
-    bench: Bench, number: int, counts: list[int], baseline: Callable[[str], dict[str, Any]]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One repetition: the drains (each count of scorers), latency, baseline and client floor."""
+    bench: Bench, number: int, counts: list[int], baseline: Callable[[str], dict[str, Any]],
+    shadow: ShadowRegistry | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+    """One repetition: the drains (each count of scorers, then shadow scoring off and on),
+    latency, baseline and client floor."""
     run: dict[str, Any] = {"run": number, "drain": {}}
     incidents: list[dict[str, Any]] = []
     # One preload per run, read by each drain with a fresh group and fresh output topics: the
@@ -698,6 +833,8 @@ def run_once(
             f"run {number}: drain with {n} scorer(s) {result['drain_seconds']} s, "
             f"{result['drain_tps']:,.0f} tx/s, {result['scorer_cpu_us_per_tx']} µs CPU/tx"
         )
+    if shadow is not None:
+        run["shadow"] = shadow_pair(bench, source, number, shadow, incidents)
     run["latency"] = lat = measured(f"r{number}-latency", bench.latency, incidents)
     run["baseline"] = base = baseline(f"r{number}-baseline")
     run["ratio"] = round(run["drain"]["1"]["drain_tps"] / base["rate_tps"], 1)
@@ -720,6 +857,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
     classifier.load_model(str(model_file))
     profile = model_call_profile(model_file)
     console.print(f"baseline model calls (predict + predict_proba, one row): {profile}")
+    shadow, shadow_skipped = shadow_registry(model, workdir)
     runs: list[dict[str, Any]] = []
     incidents: list[dict[str, Any]] = []
     broker = harness.KafkaBroker.on_free_ports(workdir / "kafka")
@@ -731,7 +869,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
             console.print(f"Kafka broker pid {bench.broker_pid} on {broker.bootstrap}")
             for number in range(1, args.runs + 1):
                 baseline = functools.partial(bench.baseline, classifier=classifier)
-                run, found = run_once(bench, number, counts, baseline)
+                run, found = run_once(bench, number, counts, baseline, shadow)
                 runs.append(run)
                 incidents.extend(found)
                 progress.advance(overall)
@@ -763,12 +901,79 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
             "baseline_max_messages": BASELINE_MAX_MESSAGES,
             "baseline_max_seconds": BASELINE_MAX_SECONDS, "source": str(SOURCE.relative_to(ROOT)),
         },
+        "shadow": shadow_settings(shadow, shadow_skipped),
         "baseline_model_calls": profile,
         "notes": "benchmarks/README.md",
         "runs": runs,
         "medians": medians,
         "targets": targets(medians),
     }  # fmt: skip
+
+
+def shadow_registry(
+    model: harness.ModelChoice, workdir: Path
+) -> tuple[ShadowRegistry | None, str | None]:
+    """The registry copy for the shadow drains, or None and why they are skipped."""
+    try:
+        return ShadowRegistry.make(model, workdir / "shadow-registry"), None
+    except HarnessError as exc:
+        console.print(f"[yellow]no shadow drains: {exc}")
+        return None, str(exc)
+
+
+def shadow_settings(shadow: ShadowRegistry | None, skipped: str | None) -> dict[str, Any]:
+    if shadow is None:
+        return {"skipped": skipped}
+    return {
+        "production_version": shadow.production, "challenger_version": shadow.challenger,
+        "trees": shadow.trees, "drain_messages": DRAIN_MESSAGES,
+        "registry": "a copy of the store with production and challenger set there",
+    }  # fmt: skip
+
+
+def measure_shadow(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, Any]:
+    """Only the shadow drains (`--shadow-only`): per run, one preload, then shadow scoring off
+    and on (the order alternating)."""
+    model = harness.ModelChoice.choose()
+    shadow, skipped = shadow_registry(model, workdir)
+    if shadow is None:
+        raise HarnessError(f"no shadow drains: {skipped}")
+    runs: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    broker = harness.KafkaBroker.on_free_ports(workdir / "kafka")
+    with harness.progress_bars() as progress:
+        bench = Bench(broker.bootstrap, 0, model, logs, progress)
+        overall = progress.add_task("runs", total=args.runs)
+        try:
+            bench.broker_pid = broker.start(timeout=120.0).pid
+            console.print(f"Kafka broker pid {bench.broker_pid} on {broker.bootstrap}")
+            for number in range(1, args.runs + 1):
+                source = bench.topics(f"r{number}-shadow")
+                preload = round(bench.preload(source, DRAIN_MESSAGES, f"run {number}"), 2)
+                pair = shadow_pair(bench, source, number, shadow, incidents)
+                runs.append({"run": number, "preload_seconds": preload, "shadow": pair})
+                progress.advance(overall)
+        finally:
+            for scorer in bench.scorers:
+                scorer.terminate()
+            broker.stop()
+    medians = shadow_medians(runs)
+    return {
+        "incidents": incidents,
+        "benchmark": "fraud score --shadow against a real Kafka broker: CPU per transaction",
+        "model": dataclasses.asdict(model),
+        "kafka": {
+            "broker_version": kafka_version(),
+            "kafka_python": importlib.metadata.version("kafka-python"),
+            "partitions": PARTITIONS,
+        },
+        "settings": {"runs": args.runs, "source": str(SOURCE.relative_to(ROOT))},
+        "shadow": shadow_settings(shadow, None),
+        "notes": "benchmarks/README.md",
+        "runs": runs,
+        "medians": medians,
+        "targets": {"shadow_cpu_ratio": shadow_target(medians)},
+    }
 
 
 def main() -> None:
@@ -783,9 +988,18 @@ def main() -> None:
         "--log-dir", type=Path, default=None,
         help="Keep the scorers' logs here (default: a temporary directory, removed).",
     )  # fmt: skip
+    parser.add_argument(
+        "--shadow-only", action="store_true",
+        help=f"Only the drains with shadow scoring off and on; report in {OUT_SHADOW.name}.",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.runs < 1 or min(args.scorers) < 1:
         parser.error("--runs and --scorers must be at least 1")
+    if args.shadow_only:
+        harness.run_benchmark(
+            OUT_SHADOW, SOURCE, args.log_dir, lambda tmp, logs: measure_shadow(args, tmp, logs)
+        )
+        return
     harness.run_benchmark(OUT, SOURCE, args.log_dir, lambda tmp, logs: measure(args, tmp, logs))
 
 

@@ -341,6 +341,14 @@ def score(
     max_batch: Annotated[
         int | None, typer.Option(help="Most messages per micro-batch (default 2000).")
     ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Also score each batch with the challenger version, when it differs from "
+            "production's, into the shadow predictions topic (FRAUD_SCORER_SHADOW).",
+        ),
+    ] = False,
 ) -> None:
     """Score the transactions topic with the production model until SIGTERM/SIGINT."""
     from infra.metrics_server import MetricsPortError
@@ -354,6 +362,7 @@ def score(
                 scorer_instance=instance,
                 scorer_metrics_port=metrics_port,
                 scorer_max_batch=max_batch,
+                scorer_shadow=shadow or None,
             )
         )
         holder_settings = ModelSettings()

@@ -85,6 +85,11 @@ class KafkaSettings(FraudSettings):
     topic_transactions: str = "transactions"
     topic_predictions: str = "predictions"
     topic_dead_letters: str = "transactions.dlq"
+    # Late truth (chargebacks), the labels that fail their contract, and the challenger's
+    # predictions when the scorer shadow-scores (DESIGN.md §3).
+    topic_labels: str = "labels"
+    topic_label_dead_letters: str = "labels.dlq"
+    topic_shadow_predictions: str = "predictions.shadow"
     topic_partitions: int = Field(3, ge=1)
     # How long a client waits for the broker's first answer before the command says it cannot
     # use Kafka (the scorer and the monitor then retry; replay and tail exit 1).
@@ -104,8 +109,16 @@ class KafkaSettings(FraudSettings):
         return value
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.topic_transactions, self.topic_predictions, self.topic_dead_letters)
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the system uses; `fraud kafka start` creates the missing ones."""
+        return (
+            self.topic_transactions,
+            self.topic_predictions,
+            self.topic_dead_letters,
+            self.topic_labels,
+            self.topic_label_dead_letters,
+            self.topic_shadow_predictions,
+        )
 
 
 class BrokerSettings(FraudSettings):
@@ -155,6 +168,10 @@ class ScorerSettings(KafkaSettings):
     scorer_metrics_host: str = "127.0.0.1"
     scorer_metrics_port: int = Field(8001, ge=0, le=65535)  # 0: any free port
     scorer_exactly_once: bool = False
+    # Shadow scoring: also score each batch with the `challenger` version, when it exists and
+    # differs from the one scoring production, into topic_shadow_predictions. Production's
+    # outputs, offsets and guarantees stay as they are; a challenger that fails never stops them.
+    scorer_shadow: bool = False
     # Distinct per scorer process in exactly-once mode; a restarted process reuses its id, which
     # fences its predecessor and aborts the transaction it left open.
     scorer_instance: str = "0"

@@ -135,11 +135,68 @@ class ModelMetrics:
         return generate_latest(combined)
 
 
+class ShadowMetrics:
+    """Shadow scoring's own series (`fraud score --shadow`), apart from production's: the
+    challenger's reloads never touch fraud_model_info or fraud_model_reloads_total."""
+
+    STAGES = ("load", "score", "send")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.model_info = Gauge(
+            "fraud_shadow_model_info", "The challenger version loaded for shadow scoring (1).",
+            ["name", "version"], registry=r,
+        )  # fmt: skip
+        self._shown: tuple[str, str] | None = None
+        self.active = Gauge(
+            "fraud_shadow_active",
+            "1 while batches are shadow-scored: a challenger loaded whose version differs from "
+            "production's.",
+            registry=r,
+        )
+        self.predictions = Counter(
+            "fraud_shadow_predictions", "Shadow predictions sent to the shadow topic.", registry=r
+        )
+        self.failures = Counter(
+            "fraud_shadow_failures",
+            "Shadow scoring failures, by stage: load (a challenger reload that failed), score (a "
+            "batch the challenger could not score), send (a batch whose shadow predictions were "
+            "not all acknowledged). Production scoring goes on after each.",
+            ["stage"], registry=r,
+        )  # fmt: skip
+        for stage in self.STAGES:
+            self.failures.labels(stage=stage)
+        self.model_reloads = Counter(
+            "fraud_shadow_model_reloads", "Challenger reload attempts, by result (absent: no "
+            "challenger alias).", ["result"], registry=r,
+        )  # fmt: skip
+
+    def show_model(self, model: tuple[str, str] | None) -> None:
+        """The (name, version) loaded now, or None: one series at most."""
+        if model == self._shown:
+            return
+        if self._shown is not None:
+            self.model_info.remove(*self._shown)
+        self._shown = model
+        if model is not None:
+            self.model_info.labels(*model).set(1)
+
+    def record_reload(self, result: str, model: tuple[str, str, str] | None) -> None:
+        """The challenger holder's reload results (serving.model_holder.ReloadRecorder)."""
+        if result != "unchanged":
+            self.model_reloads.labels(result=result).inc()
+        if result == "failure":
+            self.failures.labels(stage="load").inc()
+        self.show_model(model[:2] if model is not None else None)
+
+
 class ScorerMetrics(ModelMetrics):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, shadow: bool = False) -> None:
         # One scorer, one process: its instruments never go through shared files.
         super().__init__(registry, "fraud_scorer_ready", multiprocess=False)
         r = self.registry
+        # Only with shadow scoring on, so a scorer without it shows no shadow series.
+        self.shadow = ShadowMetrics(r) if shadow else None
         self.consumed = Counter(
             "fraud_transactions_consumed", "Transaction messages consumed.", registry=r
         )

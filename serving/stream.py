@@ -7,6 +7,15 @@ failed, nothing is committed: the consumer seeks back to the batch's first offse
 is processed again (at-least-once; `--exactly-once` wraps outputs and offsets in one Kafka
 transaction instead, so downstream read_committed consumers see each result once).
 
+Shadow scoring (`--shadow`, FRAUD_SCORER_SHADOW): a second holder follows the `challenger` alias;
+while it holds a version other than production's, each batch's valid rows are also scored with it
+and sent to the shadow topic in the same shape, key and partition as production's predictions.
+Those sends go through the same producer and are waited for with the batch's (so a committed
+offset covers them), but a challenger that fails to load, to score or to be delivered is counted
+and logged, never retried: production carries on as if shadow scoring were off. In exactly-once
+mode they are in the batch's transaction, which Kafka commits only whole: there an undelivered
+shadow record aborts the batch like any other, and it is processed again.
+
 Stopping (SIGTERM/SIGINT) has one budget, FRAUD_SCORER_SHUTDOWN_SECONDS, for waiting on
 acknowledgements, the last commit and closing the clients, broker up or not. Whatever is not
 committed by then is read again by the next scorer, and the last log line says how much.
@@ -36,10 +45,10 @@ from prometheus_client import disable_created_metrics
 from fraud.transaction import validate_messages
 from infra.kafka_group import RebalanceWatch, connect_until_up, group_unready_reason
 from infra.metrics_server import MetricsServer
-from infra.settings import ModelSettings, ScorerSettings
-from serving.instruments import ScorerMetrics
+from infra.settings import CHALLENGER_ALIAS, ModelSettings, ScorerSettings
+from serving.instruments import ScorerMetrics, ShadowMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
-from serving.model_holder import LoadedModel, ModelHolder
+from serving.model_holder import LoadedModel, ModelHolder, ReloadOutcome
 from serving.offsets import Batch, OffsetTracker, Partition
 
 log = logging.getLogger("fraud.scorer")
@@ -53,6 +62,54 @@ class SendFailedError(RuntimeError):
 class BatchResult:
     predictions: int
     dead_letters: int
+    shadow_predictions: int = 0
+
+
+# How often a missing shadow topic is looked for again (the broker does not create topics).
+SHADOW_TOPIC_RECHECK_SECONDS = 30.0
+
+
+class ChallengerHolder(ModelHolder):
+    """The `challenger` version for shadow scoring: a ModelHolder whose reloads go to the shadow
+    series only, and that holds nothing while the alias does not resolve (a removed alias stops
+    shadow scoring). Each distinct problem is logged once, not at every poll."""
+
+    def __init__(self, settings: ModelSettings, metrics: ShadowMetrics) -> None:
+        super().__init__(settings, None)
+        self.shadow_metrics = metrics
+        self._said: str | None = None
+
+    def refresh(self) -> ReloadOutcome:
+        with self._refresh_lock:
+            outcome = self._refresh()
+            if outcome.result == "failure" and not outcome.unreachable:
+                # The registry answered: no such alias (or model), or a version that cannot be
+                # used. Either way what this holder held is no longer the challenger.
+                self._current = None
+                if outcome.version is None:
+                    outcome = ReloadOutcome("absent", None, outcome.reason)
+            current = self._current
+        name, alias = self.settings.model_name, self.settings.model_alias
+        why = _before_keeping(outcome.reason)
+        if current is not None and outcome.result != "failure":
+            message = f"shadow scoring: challenger {name} version {current.version} loaded"
+        elif outcome.result == "absent":
+            message = f"shadow scoring idle: no {name}@{alias} ({why})"
+        else:
+            kept = f"; keeping version {current.version}" if current is not None else ""
+            message = f"shadow scoring: challenger reload failed, {why}{kept}"
+        if message != self._said:
+            log.log(logging.WARNING if outcome.result == "failure" else logging.INFO, message)
+            self._said = message
+        self.last_error = outcome.reason or None
+        self._registry_unreachable = outcome.unreachable
+        self.shadow_metrics.record_reload(outcome.result, current.identity if current else None)
+        return outcome
+
+
+def _before_keeping(reason: str) -> str:
+    """A holder's failure reason without what it kept ("; keeping version 3", "; not ready")."""
+    return reason.split("; keeping version ")[0].removesuffix("; not ready")
 
 
 class StopEvent(threading.Event):
@@ -75,11 +132,21 @@ class StopEvent(threading.Event):
 
 class StreamScorer:
     def __init__(
-        self, settings: ScorerSettings, holder: ModelHolder, metrics: ScorerMetrics
+        self,
+        settings: ScorerSettings,
+        holder: ModelHolder,
+        metrics: ScorerMetrics,
+        challenger: ModelHolder | None = None,
     ) -> None:
         self.settings = settings
         self.holder = holder
         self.metrics = metrics
+        # Shadow scoring: None when off, so a batch pays one attribute read for it.
+        self.challenger = challenger
+        self._shadow_version: str | None = None  # the challenger version of the last batch
+        self._shadow_same_partitioning: bool | None = None  # None: shadow topic not found yet
+        self._shadow_topic_checked = -float("inf")
+        self._shadow_logged: set[tuple[str, str, str]] = set()
         self.stop_event = StopEvent(settings.scorer_shutdown_seconds)
         # What the last stop left for the next scorer to read again (None: not stopped yet).
         self.left_uncommitted: int | None = None
@@ -200,9 +267,10 @@ class StreamScorer:
         return partition if self._same_partitioning else None
 
     def score_batch(
-        self, records: Sequence[Any], model: LoadedModel
-    ) -> tuple[BatchResult, list[Any]]:
-        """Validate, score and send one batch; return the send futures to wait on."""
+        self, records: Sequence[Any], model: LoadedModel, shadow: LoadedModel | None = None
+    ) -> tuple[BatchResult, list[Any], list[Any]]:
+        """Validate, score and send one batch (and shadow-score it with `shadow`); return the
+        send futures to wait on: production's, and the shadow predictions'."""
         assert self.producer is not None
         s = self.settings
         started = time.perf_counter()
@@ -246,12 +314,134 @@ class StreamScorer:
                 send(s.topic_dead_letters, value=record.value, key=record.key, headers=headers)
             )
 
+        shadow_futures = (
+            [] if shadow is None else self._send_shadow(shadow, records, batch, scored_at)
+        )
+
         self.metrics.record_scores(probabilities, threshold)
         for rejection in batch.rejections:
             self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
         if batch.unknown_fields:
             self.metrics.unknown_fields.inc(batch.unknown_fields)
-        return BatchResult(len(batch.index), len(batch.rejections)), futures
+        result = BatchResult(len(batch.index), len(batch.rejections), len(shadow_futures))
+        return result, futures, shadow_futures
+
+    # -- shadow scoring ------------------------------------------------------------------------
+
+    def _shadow_model(self, challenger: ModelHolder, model: LoadedModel) -> LoadedModel | None:
+        """The challenger to shadow-score this batch with, if any: loaded, another version than
+        production's, and its topic found."""
+        candidate = challenger.current
+        version = candidate.version if candidate is not None else None
+        if version == model.version or (
+            version is not None
+            and self._shadow_same_partitioning is None
+            and not self._find_shadow_topic()
+        ):
+            version = None
+        if version != self._shadow_version:
+            self._show_shadow(version, model)
+        return candidate if version is not None else None
+
+    def _show_shadow(self, version: str | None, model: LoadedModel) -> None:
+        """Log and show that shadow scoring started, moved to another version or paused."""
+        assert self.metrics.shadow is not None
+        topic = self.settings.topic_shadow_predictions
+        if version is not None:
+            log.info("shadow scoring with challenger version %s into %s", version, topic)
+        elif self._shadow_version is not None:
+            log.info(
+                "shadow scoring paused: no challenger other than production's version %s",
+                model.version,
+            )
+        self._shadow_version = version
+        self.metrics.shadow.active.set(0 if version is None else 1)
+
+    def _find_shadow_topic(self) -> bool:
+        """Whether the shadow topic exists (asked at most every SHADOW_TOPIC_RECHECK_SECONDS):
+        a send to a missing topic would block the batch for a minute. Also decides its
+        partitioning, by production's rule."""
+        now = time.monotonic()
+        if now - self._shadow_topic_checked < SHADOW_TOPIC_RECHECK_SECONDS:
+            return False
+        self._shadow_topic_checked = now
+        assert self.consumer is not None
+        s = self.settings
+        try:
+            outs = self.consumer.partitions_for_topic(s.topic_shadow_predictions)
+            ins = self.consumer.partitions_for_topic(s.topic_transactions) if outs else None
+        except KafkaError as exc:
+            outs, ins = None, None
+            log.debug("looking for topic %s failed: %s", s.topic_shadow_predictions, exc)
+        if not outs:
+            self._shadow_failed("send", "-", f"topic {s.topic_shadow_predictions} does not exist")
+            return False
+        self._shadow_same_partitioning = bool(ins) and ins == outs
+        return True
+
+    def _send_shadow(
+        self, shadow: LoadedModel, records: Sequence[Any], batch: Any, scored_at: str
+    ) -> list[Any]:
+        """Score the batch's valid rows with the challenger and send its predictions, as
+        production's are sent; any failure is counted and logged, and leaves production be."""
+        assert self.producer is not None
+        try:
+            probabilities = shadow.predict(batch.features)
+        except Exception as exc:
+            self._shadow_failed("score", shadow.version, exc)
+            return []
+        send = self.producer.send
+        topic = self.settings.topic_shadow_predictions
+        same_partitioning = self._shadow_same_partitioning
+        threshold, name, version = shadow.threshold, shadow.name, shadow.version
+        futures: list[Any] = []
+        try:
+            for position, tx_id, probability in zip(
+                batch.index, batch.transaction_ids, probabilities.tolist(), strict=True
+            ):
+                record = records[position]
+                value = encode_prediction(
+                    transaction_id=tx_id,
+                    probability=probability,
+                    threshold=threshold,
+                    model_name=name,
+                    model_version=version,
+                    scored_at=scored_at,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                futures.append(
+                    send(
+                        topic,
+                        value=value,
+                        key=tx_id.encode(),
+                        partition=record.partition if same_partitioning else None,
+                    )
+                )
+        except Exception as exc:  # e.g. the producer's buffer full, a probability not a float
+            self._shadow_failed("send", version, exc)
+        if futures:
+            assert self.metrics.shadow is not None
+            self.metrics.shadow.predictions.inc(len(futures))
+        return futures
+
+    def _shadow_failed(self, stage: str, version: str, error: BaseException | str) -> None:
+        """Count a shadow failure; log it the first time this stage, version and kind of error
+        come together (a broken challenger must not flood the log batch after batch)."""
+        assert self.metrics.shadow is not None
+        self.metrics.shadow.failures.labels(stage=stage).inc()
+        kind = error if isinstance(error, str) else type(error).__name__
+        if (stage, version, kind) not in self._shadow_logged:
+            self._shadow_logged.add((stage, version, kind))
+            log.warning(
+                "shadow scoring failed (%s, challenger version %s): %s; production scoring goes "
+                "on; failures like this one are counted in fraud_shadow_failures_total, not "
+                "logged again",
+                stage,
+                version,
+                error if isinstance(error, str) else _first_line(error),
+            )
 
     def _time_left(self, keep: float = 0.2) -> Callable[[], float]:
         """How long a wait for the broker that starts now may still take, asked as it goes:
@@ -266,20 +456,28 @@ class StreamScorer:
 
         return left
 
-    def _await_acks(self, futures: list[Any]) -> None:
+    def _await_acks(self, futures: list[Any], shadow_futures: Sequence[Any] = ()) -> None:
         """Raise SendFailedError unless the broker acknowledged every future.
 
         flush() returns once nothing is in flight, including records that failed; only each
         future says whether its record was written. It waits in short slices, so that a stop
-        asked meanwhile is kept to its budget.
+        asked meanwhile is kept to its budget. Shadow predictions are waited for too, so the
+        offsets committed next cover them, but their failure is only counted.
         """
         assert self.producer is not None
         left = self._time_left()
-        while not all(f.is_done for f in futures) and left() > 0:
+        waiting = [*futures, *shadow_futures] if shadow_futures else futures
+        while not all(f.is_done for f in waiting) and left() > 0:
             try:
                 self.producer.flush(timeout=min(0.25, max(0.0, left())))
             except KafkaTimeoutError:
                 continue
+        if shadow_futures:
+            lost = [f for f in shadow_futures if not f.is_done or f.failed()]
+            if lost:
+                first = lost[0]
+                error = first.exception if first.is_done else "no acknowledgement in time"
+                self._shadow_failed("send", self._shadow_version or "-", error)
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
             first = failed[0]
@@ -302,12 +500,14 @@ class StreamScorer:
         assert self.consumer is not None and self.producer is not None
         model = self.holder.current
         assert model is not None, "the scorer only consumes once a model is loaded"
+        challenger = self.challenger  # None unless shadow scoring is on
+        shadow = None if challenger is None else self._shadow_model(challenger, model)
         batch = self.offsets.begin(records)
         eos = self.settings.scorer_exactly_once
         try:
             if eos:
                 self.producer.begin_transaction()
-            result, futures = self.score_batch(records, model)
+            result, futures, shadow_futures = self.score_batch(records, model, shadow)
             if eos:
                 manager = self.producer._transaction_manager
                 self._await_transaction(
@@ -319,7 +519,7 @@ class StreamScorer:
                 # Flushes; fails if any send failed.
                 self._await_transaction(manager.begin_commit(), "committing the transaction")
                 self.offsets.committed(batch.next)
-            self._await_acks(futures)
+            self._await_acks(futures, shadow_futures)
         except (KafkaError, SendFailedError) as exc:
             if eos:
                 self._abort()
@@ -459,7 +659,14 @@ class StreamScorer:
 
     def run(self) -> int:
         """Score until asked to stop; the exit code (0: clean stop, 1: outputs undeliverable)."""
-        if not self.wait_until_ready() or not self._connect_until_up():
+        if not self.wait_until_ready():
+            self._say_stopped()
+            return 0
+        if self.challenger is not None:
+            # Its first load now, while the registry answers, so the first batch is shadow-scored
+            # when a challenger exists; then it polls like the production holder.
+            self.challenger.start()
+        if not self._connect_until_up():
             self._say_stopped()
             return 0
         assert self.consumer is not None
@@ -540,6 +747,11 @@ class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _partition(tp: TopicPartition) -> Partition:
     return Partition(tp.topic, tp.partition)
 
@@ -564,9 +776,13 @@ def _install_signal_handlers(stop: StopEvent) -> None:
 def serve(settings: ScorerSettings, holder_settings: ModelSettings) -> int:
     """Run the scorer with its model holder and metrics endpoint until SIGTERM/SIGINT."""
     disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series: noise
-    metrics = ScorerMetrics()
+    metrics = ScorerMetrics(shadow=settings.scorer_shadow)
     holder = ModelHolder(holder_settings, metrics)
-    scorer = StreamScorer(settings, holder, metrics)
+    challenger = None
+    if metrics.shadow is not None:
+        challenger_settings = holder_settings.model_copy(update={"model_alias": CHALLENGER_ALIAS})
+        challenger = ChallengerHolder(challenger_settings, metrics.shadow)
+    scorer = StreamScorer(settings, holder, metrics, challenger)
     _install_signal_handlers(scorer.stop_event)
     server = MetricsServer(
         metrics.registry, scorer.unready_reason, settings.scorer_metrics_host,
@@ -586,4 +802,6 @@ def serve(settings: ScorerSettings, holder_settings: ModelSettings) -> int:
         return scorer.run()
     finally:
         holder.stop()
+        if challenger is not None:
+            challenger.stop()
         server.stop()

@@ -302,6 +302,9 @@ TOPIC_VARIABLES = (
     "FRAUD_TOPIC_TRANSACTIONS",
     "FRAUD_TOPIC_PREDICTIONS",
     "FRAUD_TOPIC_DEAD_LETTERS",
+    "FRAUD_TOPIC_LABELS",
+    "FRAUD_TOPIC_LABEL_DEAD_LETTERS",
+    "FRAUD_TOPIC_SHADOW_PREDICTIONS",
 )
 
 
@@ -312,8 +315,13 @@ def new_topics(
     transactions topic reused when given), as the FRAUD_ variables that point a process at them."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
+    from infra.settings import KafkaSettings
+
     tag = f"{label}-{uuid.uuid4().hex[:8]}" if label else uuid.uuid4().hex[:8]
-    names = [transactions or f"transactions-{tag}", f"predictions-{tag}", f"transactions.dlq-{tag}"]
+    names = [
+        transactions or f"transactions-{tag}",
+        *(f"{topic}-{tag}" for topic in KafkaSettings().topics[1:]),
+    ]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="harness")
     try:
         admin.create_topics(

@@ -81,6 +81,62 @@ def read_outputs(env: dict[str, str], expected: int, timeout: float = 120) -> Ou
     return outputs
 
 
+@dataclass
+class ShadowPrediction:
+    partition: int  # of the shadow topic
+    key: bytes
+    value: dict[str, Any]
+
+    @property
+    def source(self) -> tuple[int, int]:
+        return (self.value["source"]["partition"], self.value["source"]["offset"])
+
+
+def read_shadow(env: dict[str, str], expected: int, timeout: float = 120) -> list[ShadowPrediction]:
+    """Read the shadow predictions (committed only) until `expected` distinct inputs are covered
+    or `timeout` passes; then drain a moment longer to catch duplicates."""
+    consumer = KafkaConsumer(
+        env["FRAUD_TOPIC_SHADOW_PREDICTIONS"],
+        bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"],
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    found: list[ShadowPrediction] = []
+    covered: set[tuple[int, int]] = set()
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+            for batch in consumer.poll(timeout_ms=300).values():
+                for record in batch:
+                    value = orjson.loads(record.value)
+                    shadow = ShadowPrediction(record.partition, record.key, value)
+                    found.append(shadow)
+                    covered.add(shadow.source)
+            if len(covered) >= expected and settle_until is None:
+                settle_until = time.monotonic() + 2.0
+    finally:
+        consumer.close()
+    return found
+
+
+def topic_size(env: dict[str, str], variable: str) -> int:
+    """Records ever written to the topic named by FRAUD_ `variable` (sum of its end offsets)."""
+    from kafka import TopicPartition
+
+    topic = env[variable]
+    consumer = KafkaConsumer(bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"])
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
 def booster_scores(booster: xgb.Booster, rows: list[list[float]]) -> np.ndarray[Any, Any]:
     features = np.asarray(rows, dtype=np.float32)[:, FEATURE_POSITIONS]
     data = xgb.DMatrix(features, feature_names=list(FEATURE_COLUMNS))

@@ -11,7 +11,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,19 @@ import pytest
 
 from serving.replay import ReplaySummary, replay
 from tests.harness import FRAUD
-from tests.integration.registry_server import RegistryServer
+from tests.integration.registry_server import MODEL, RegistryServer
 from tests.integration.streaming import (
     Outputs,
     Scorer,
+    ShadowPrediction,
     assert_committed_to_the_end,
     booster_scores,
     check_exactly_once_accounting,
     make_topics,
     read_outputs,
+    read_shadow,
     settings_from,
+    topic_size,
 )
 from tests.synthetic import synthetic_transactions
 
@@ -135,6 +138,85 @@ def assert_scores_match(
     return {version: len(pairs) for version, pairs in per_version.items()}
 
 
+@pytest.fixture
+def challenger(registry: RegistryServer) -> Iterator[Callable[[str], None]]:
+    """Point the registry's `challenger` alias at a version during a test; afterwards it is put
+    back where it was (or removed, if it was unset): the session registry is shared."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry.uri)
+    before = client.get_registered_model(MODEL).aliases.get("challenger")
+    yield lambda version: registry.promote(version, "challenger")
+    aliases = client.get_registered_model(MODEL).aliases
+    if before is not None:
+        registry.promote(str(before), "challenger")
+    elif "challenger" in aliases:
+        client.delete_registered_model_alias(MODEL, "challenger")
+
+
+def assert_shadow_matches(
+    sent: ReplaySummary,
+    shadow: list[ShadowPrediction],
+    registry: RegistryServer,
+    version: str,
+    *,
+    allow_duplicates: bool,
+) -> int:
+    """Every valid input has a shadow prediction (exactly one unless `allow_duplicates`) by the
+    challenger `version`, equal to its booster's score, keyed and partitioned as production's;
+    malformed inputs have none. Returns the number of duplicates."""
+    by_offset = {(r.partition, r.offset): r for r in sent.records}
+    valid = {where for where, r in by_offset.items() if r.expected is None}
+    topic = shadow[0].value["source"]["topic"] if shadow else ""
+    assert topic.startswith("transactions-"), topic
+    seen: dict[tuple[int, int], int] = {}
+    probabilities, rows = [], []
+    for s in shadow:
+        record = by_offset.get(s.source)
+        assert record is not None, f"a shadow prediction for an offset never sent: {s.source}"
+        assert record.expected is None, f"{record.transaction_id} is malformed but shadow-scored"
+        assert s.value["transaction_id"] == record.transaction_id
+        assert s.key == record.transaction_id.encode()
+        assert s.partition == record.partition, "not the partition production's prediction gets"
+        assert s.value["model_name"] == MODEL
+        assert s.value["model_version"] == version, s.value
+        assert s.value["threshold"] == registry.thresholds[version]
+        assert s.value["is_fraud"] == (s.value["fraud_probability"] >= s.value["threshold"])
+        assert s.value["source"]["topic"] == topic
+        seen[s.source] = seen.get(s.source, 0) + 1
+        assert record.row is not None
+        probabilities.append(s.value["fraud_probability"])
+        rows.append(record.row)
+    missing = valid - set(seen)
+    assert not missing, f"{len(missing)} valid inputs have no shadow prediction"
+    duplicates = sum(count - 1 for count in seen.values())
+    if not allow_duplicates:
+        assert duplicates == 0, f"{duplicates} valid inputs have more than one shadow prediction"
+    got = np.array(probabilities, dtype=np.float32)
+    np.testing.assert_array_equal(got, booster_scores(registry.boosters[version], rows))
+    return duplicates
+
+
+# The reliability tests run with and without shadow scoring (challenger version 2).
+SHADOW = pytest.mark.parametrize("shadow", [False, True], ids=["plain", "shadow"])
+
+
+def shadow_options(shadow: bool, challenger: Callable[[str], None]) -> list[str]:
+    if not shadow:
+        return []
+    challenger("2")
+    return ["--shadow"]
+
+
+def check_shadow(
+    env: dict[str, str], sent: ReplaySummary, registry: RegistryServer, *, allow_duplicates: bool
+) -> int:
+    """Read the shadow topic and check it against what was sent; the duplicates."""
+    valid = sum(1 for r in sent.records if r.expected is None)
+    found = read_shadow(env, expected=valid)
+    return assert_shadow_matches(sent, found, registry, "2", allow_duplicates=allow_duplicates)
+
+
 def test_every_offset_yields_one_prediction_or_one_dead_letter(
     env: dict[str, str],
     registry: RegistryServer,
@@ -231,19 +313,149 @@ def test_alias_move_mid_stream_switches_version_without_loss(
     assert scorer.terminate() == 0
 
 
+SHADOW_INFO = 'name="fraud-detector",version="{}"'
+
+
+def test_shadow_scoring_sends_one_challenger_prediction_per_valid_input(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+    challenger: Callable[[str], None],
+) -> None:
+    """production = 1, challenger = 2: production's outputs are as without shadow scoring, and
+    every valid input also gets version 2's score on the shadow topic; dead letters once."""
+    challenger("2")
+    scorer = new_scorer(scorers, env, tmp_path, "--shadow")
+    scorer.wait_ready()
+    assert scorer.metric("fraud_shadow_model_info", SHADOW_INFO.format("2")) == 1
+    sent = send(env, source, bad_fraction=0.01, seed=3)
+    malformed = sum(1 for r in sent.records if r.expected is not None)
+    assert malformed >= 8
+    outputs = read_outputs(env, expected=sent.sent)
+
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert assert_scores_match(sent, outputs, registry) == {"1": sent.sent - malformed}
+    assert len(outputs.dead_letters) == malformed
+    shadow = read_shadow(env, expected=sent.sent - malformed)
+    assert_shadow_matches(sent, shadow, registry, "2", allow_duplicates=False)
+
+    wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") == sent.sent, 10, "all")
+    # The challenger has series of its own; production's are those of a scorer without it.
+    samples = scorer.samples()
+    info = {tuple(sorted(s.labels.items())) for s in samples if s.name == "fraud_model_info"}
+    assert info == {(("alias", "production"), ("name", "fraud-detector"), ("version", "1"))}
+    assert scorer.metric("fraud_model_reloads_total", 'result="success"') == 1
+    assert (
+        scorer.metric("fraud_predictions_total", 'decision="legit"')
+        + scorer.metric("fraud_predictions_total", 'decision="fraud"')
+        == sent.sent - malformed
+    )
+    assert scorer.metric("fraud_shadow_predictions_total") == sent.sent - malformed
+    assert scorer.metric("fraud_shadow_active") == 1
+    assert scorer.metric("fraud_shadow_model_reloads_total", 'result="success"') == 1
+    for stage in ("load", "score", "send"):
+        assert scorer.metric("fraud_shadow_failures_total", f'stage="{stage}"') == 0
+    log = scorer.log()
+    assert "shadow scoring with challenger version 2 into predictions.shadow-" in log
+    assert scorer.terminate() == 0
+    assert_committed_to_the_end(env)
+
+
+def test_no_shadow_output_while_the_challenger_is_production_s_version(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+    challenger: Callable[[str], None],
+) -> None:
+    """challenger = production = 1: nothing on the shadow topic. Moving the challenger to 2
+    starts shadow scoring at the next batches, without a restart."""
+    challenger("1")
+    scorer = new_scorer(scorers, env, tmp_path, "--shadow")
+    scorer.wait_ready()
+    first = send(env, source, limit=2_000)
+    outputs = read_outputs(env, expected=first.sent)
+    check_exactly_once_accounting(first.records, outputs, allow_duplicates=False)
+    assert scorer.metric("fraud_shadow_model_info", SHADOW_INFO.format("1")) == 1
+    assert scorer.metric("fraud_shadow_active") == 0
+    assert scorer.metric("fraud_shadow_predictions_total") == 0
+    assert topic_size(env, "FRAUD_TOPIC_SHADOW_PREDICTIONS") == 0
+
+    challenger("2")
+    wait_for(
+        lambda: scorer.metric("fraud_shadow_model_info", SHADOW_INFO.format("2")) == 1,
+        30,
+        "the challenger to move to version 2",
+    )
+    second = send(env, source, limit=2_000)
+    outputs = read_outputs(env, expected=first.sent + second.sent)
+    check_exactly_once_accounting(first.records + second.records, outputs, allow_duplicates=False)
+    assert {p["model_version"] for p in outputs.predictions} == {"1"}
+    shadow = read_shadow(env, expected=second.sent)
+    assert_shadow_matches(second, shadow, registry, "2", allow_duplicates=False)
+    assert scorer.metric("fraud_shadow_active") == 1
+    assert scorer.terminate() == 0
+
+
+def test_a_challenger_that_fails_to_load_leaves_production_scoring_alone(
+    env: dict[str, str],
+    registry: RegistryServer,
+    source: Path,
+    scorers: list[Scorer],
+    tmp_path: Path,
+    challenger: Callable[[str], None],
+) -> None:
+    """A challenger version the holder refuses: production scores everything, exactly as
+    without shadow scoring; no shadow output; the failure is counted, and logged once."""
+    bad = registry.register_mismatched_version()
+    challenger(bad)
+    scorer = new_scorer(scorers, env, tmp_path, "--shadow")
+    scorer.wait_ready()
+    assert scorer.get("/ready")[0] == 200
+    sent = send(env, source, limit=3_000, bad_fraction=0.01, seed=4)
+    outputs = read_outputs(env, expected=sent.sent)
+    # a few more polls of the registry (every second here) retry the broken version
+    wait_for(
+        lambda: scorer.metric("fraud_shadow_failures_total", 'stage="load"') >= 3,
+        30,
+        "the challenger's reloads to fail",
+    )
+
+    check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
+    assert set(assert_scores_match(sent, outputs, registry)) == {"1"}
+    assert scorer.metric("fraud_shadow_predictions_total") == 0
+    assert scorer.metric("fraud_shadow_active") == 0
+    assert not [s for s in scorer.samples() if s.name == "fraud_shadow_model_info"]
+    assert scorer.metric("fraud_model_reloads_total", 'result="failure"') == 0
+    assert scorer.metric("fraud_model_reloads_total", 'result="success"') == 1
+    log = scorer.log()
+    assert log.count(f"shadow scoring: challenger reload failed, version {bad} rejected") == 1
+    assert "Traceback" not in log
+    assert scorer.terminate() == 0
+    assert topic_size(env, "FRAUD_TOPIC_SHADOW_PREDICTIONS") == 0
+    assert_committed_to_the_end(env)
+
+
+@SHADOW
 def test_kill_9_mid_stream_loses_nothing(
     env: dict[str, str],
     registry: RegistryServer,
     source: Path,
     scorers: list[Scorer],
     tmp_path: Path,
+    challenger: Callable[[str], None],
+    shadow: bool,
 ) -> None:
-    first = new_scorer(scorers, env, tmp_path)
+    options = shadow_options(shadow, challenger)
+    first = new_scorer(scorers, env, tmp_path, *options)
     first.wait_ready()
     background = Background(env, source, rate=2_000)
     wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
     first.kill()
-    second = new_scorer(scorers, env, tmp_path)
+    second = new_scorer(scorers, env, tmp_path, *options)
     second.wait_ready()
     sent = background.join()
     outputs = read_outputs(env, expected=sent.sent)
@@ -251,31 +463,41 @@ def test_kill_9_mid_stream_loses_nothing(
     duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=True)
     assert_scores_match(sent, outputs, registry)
     print(f"kill -9, at-least-once: {duplicates} duplicate predictions of {sent.sent}")
+    if shadow:
+        repeated = check_shadow(env, sent, registry, allow_duplicates=True)
+        print(f"  and {repeated} duplicate shadow predictions")
     assert second.terminate() == 0
 
 
+@SHADOW
 def test_exactly_once_mode_has_no_duplicates_after_kill_9(
     env: dict[str, str],
     registry: RegistryServer,
     source: Path,
     scorers: list[Scorer],
     tmp_path: Path,
+    challenger: Callable[[str], None],
+    shadow: bool,
 ) -> None:
-    first = new_scorer(scorers, env, tmp_path, "--exactly-once")
+    options = ["--exactly-once", *shadow_options(shadow, challenger)]
+    first = new_scorer(scorers, env, tmp_path, *options)
     first.wait_ready()
     background = Background(env, source, rate=2_000)
     wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
     first.kill()
-    second = new_scorer(scorers, env, tmp_path, "--exactly-once")  # same instance id: fences
+    second = new_scorer(scorers, env, tmp_path, *options)  # same instance id: fences
     second.wait_ready()
     sent = background.join()
     outputs = read_outputs(env, expected=sent.sent)
 
     check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
     assert_scores_match(sent, outputs, registry)
+    if shadow:  # in the batch's transaction: each exactly once too
+        check_shadow(env, sent, registry, allow_duplicates=False)
     assert second.terminate() == 0
 
 
+@SHADOW
 @pytest.mark.parametrize("mode", [[], ["--exactly-once"]], ids=["at-least-once", "exactly-once"])
 def test_broker_restart_mid_stream_loses_nothing(
     env: dict[str, str],
@@ -285,8 +507,10 @@ def test_broker_restart_mid_stream_loses_nothing(
     tmp_path: Path,
     kafka_broker: Any,
     mode: list[str],
+    challenger: Callable[[str], None],
+    shadow: bool,
 ) -> None:
-    scorer = new_scorer(scorers, env, tmp_path, *mode)
+    scorer = new_scorer(scorers, env, tmp_path, *mode, *shadow_options(shadow, challenger))
     scorer.wait_ready()
     background = Background(env, source, rate=2_000)
     wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
@@ -297,18 +521,25 @@ def test_broker_restart_mid_stream_loses_nothing(
     duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=not mode)
     assert_scores_match(sent, outputs, registry)
     print(f"broker restart, {mode or 'at-least-once'}: {duplicates} duplicates of {sent.sent}")
+    if shadow:
+        repeated = check_shadow(env, sent, registry, allow_duplicates=not mode)
+        print(f"  and {repeated} duplicate shadow predictions")
     assert scorer.process is not None and scorer.process.poll() is None, scorer.log()
     assert scorer.terminate() == 0
 
 
+@SHADOW
 def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     env: dict[str, str],
     registry: RegistryServer,
     source: Path,
     scorers: list[Scorer],
     tmp_path: Path,
+    challenger: Callable[[str], None],
+    shadow: bool,
 ) -> None:
-    group = [new_scorer(scorers, env, tmp_path, "--instance", str(i)) for i in range(3)]
+    options = shadow_options(shadow, challenger)
+    group = [new_scorer(scorers, env, tmp_path, "--instance", str(i), *options) for i in range(3)]
     for scorer in group:
         scorer.wait_ready()
     background = Background(env, source, rate=2_000)
@@ -326,6 +557,8 @@ def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     consumed = [s.metric("fraud_transactions_consumed_total") for s in group[1:]]
     assert all(c > 0 for c in consumed), f"every remaining scorer took partitions: {consumed}"
     print(f"scale-out with a member leaving: {duplicates} duplicates of {sent.sent}")
+    if shadow:
+        check_shadow(env, sent, registry, allow_duplicates=True)
     for scorer in group[1:]:
         assert scorer.terminate() == 0
     assert_committed_to_the_end(env)

@@ -1,17 +1,26 @@
 """serving.instruments: the batch histogram, the scorer's metric names and multiprocess mode
-(the metrics endpoint itself: test_metrics_server.py)."""
+(the metrics endpoint itself: test_metrics_server.py); shadow scoring's series and failures, with
+serving.stream's challenger holder and scorer on fakes (no broker, no registry)."""
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xgboost as xgb
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fraud.schema import FEATURE_COLUMNS, TRANSACTION_COLUMNS
+from infra.settings import CHALLENGER_ALIAS, ModelSettings, ScorerSettings
 from serving.instruments import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
@@ -19,7 +28,11 @@ from serving.instruments import (
     ApiMetrics,
     BatchHistogram,
     ScorerMetrics,
+    ShadowMetrics,
 )
+from serving.model_holder import LoadedModel, ModelHolder, ReloadOutcome
+from serving.stream import ChallengerHolder, SendFailedError, StreamScorer
+from tests.synthetic import synthetic_transactions
 
 DESIGN_METRIC_NAMES = [
     "fraud_transactions_consumed_total",
@@ -229,3 +242,280 @@ def test_multiprocess_mode_is_what_the_constructor_says_not_the_environment(
     shared.record_scores(np.array([0.1, 0.9], dtype=np.float32), threshold=0.5)
     assert shared.registry.get_sample_value("fraud_fraud_probability_count") == 2
     assert shared.registry.get_sample_value("fraud_predictions_total", {"decision": "fraud"}) == 1
+
+
+# --- shadow scoring (fraud score --shadow) ------------------------------------------------------
+
+
+def shadow_samples(metrics: ScorerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith(("fraud_shadow_", "fraud_model_"))
+        and not sample.name.endswith("_created")
+    }
+
+
+def test_a_scorer_without_shadow_scoring_has_no_shadow_series() -> None:
+    metrics = ScorerMetrics()
+    assert metrics.shadow is None
+    assert not [k for k in shadow_samples(metrics) if k[0].startswith("fraud_shadow_")]
+
+
+def test_shadow_failures_start_at_zero_for_every_stage() -> None:
+    metrics = ScorerMetrics(shadow=True)
+    samples = shadow_samples(metrics)
+    for stage in ("load", "score", "send"):
+        assert samples[("fraud_shadow_failures_total", (("stage", stage),))] == 0
+    assert samples[("fraud_shadow_active", ())] == 0
+    assert samples[("fraud_shadow_predictions_total", ())] == 0
+
+
+class ScriptedChallenger(ChallengerHolder):
+    """A ChallengerHolder whose registry answers are scripted: (model held after, outcome)."""
+
+    def __init__(self, metrics: ShadowMetrics, script: list[tuple[str | None, ReloadOutcome]]):
+        super().__init__(ModelSettings(model_alias=CHALLENGER_ALIAS), metrics)
+        self.script = iter(script)
+
+    def _refresh(self) -> ReloadOutcome:
+        version, outcome = next(self.script)
+        if version is not None:
+            self._current = loaded(version, CHALLENGER_ALIAS)
+        return outcome
+
+
+def loaded(version: str, alias: str = "production", booster: object = None) -> LoadedModel:
+    return LoadedModel("fraud-detector", version, alias, 0.5, booster or tiny_booster(), {}, "run")  # type: ignore[arg-type]
+
+
+@functools.cache
+def tiny_booster() -> xgb.Booster:
+    frame = synthetic_transactions(rows=300, seed=1)
+    data = xgb.DMatrix(frame[list(FEATURE_COLUMNS)], label=frame["Class"])
+    return xgb.train({"objective": "binary:logistic", "max_depth": 2}, data, num_boost_round=3)
+
+
+def test_challenger_reloads_touch_only_the_shadow_series(caplog: pytest.LogCaptureFixture) -> None:
+    """Production's fraud_model_info and fraud_model_reloads_total never see the challenger; a
+    failure is counted each time and logged once; an alias removed drops the challenger."""
+    metrics = ScorerMetrics(shadow=True)
+    assert metrics.shadow is not None
+    metrics.record_reload("success", ("fraud-detector", "1", "production"))
+    unreachable = ReloadOutcome("failure", None, "registry unreachable: X; keeping version 2", True)
+    rejected = ReloadOutcome("failure", "6", "version 6 rejected: bad; keeping version 2")
+    gone = ReloadOutcome("failure", None, "cannot resolve fraud-detector@challenger: no alias")
+    holder = ScriptedChallenger(
+        metrics.shadow,
+        [
+            ("2", ReloadOutcome("success", "2")),
+            (None, ReloadOutcome("unchanged", "2")),
+            (None, unreachable),
+            (None, unreachable),
+            (None, rejected),
+            (None, rejected),
+            (None, gone),
+            (None, gone),
+        ],
+    )
+    production = {
+        (
+            "fraud_model_info",
+            (("alias", "production"), ("name", "fraud-detector"), ("version", "1")),
+        ): 1.0,
+        ("fraud_model_reloads_total", (("result", "success"),)): 1.0,
+    }
+
+    def seen() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        samples = shadow_samples(metrics)
+        assert {k: v for k, v in samples.items() if k[0].startswith("fraud_model_")} == production
+        return samples
+
+    def info() -> list[str]:
+        return [dict(k[1])["version"] for k in seen() if k[0] == "fraud_shadow_model_info"]
+
+    def failures() -> float:
+        return seen()[("fraud_shadow_failures_total", (("stage", "load"),))]
+
+    def held() -> LoadedModel | None:
+        return holder.current
+
+    with caplog.at_level(logging.INFO, logger="fraud.scorer"):
+        holder.refresh()
+        holder.refresh()
+        assert info() == ["2"] and failures() == 0
+        holder.refresh()
+        holder.refresh()  # the registry away: the challenger stays
+        assert held() is not None and info() == ["2"] and failures() == 2
+        holder.refresh()
+        holder.refresh()  # the alias moved to a version that fails: none held
+        assert held() is None and info() == [] and failures() == 4
+        holder.refresh()
+        holder.refresh()  # no alias: nothing held, not a failure
+        assert held() is None and info() == [] and failures() == 4
+    assert seen()[("fraud_shadow_model_reloads_total", (("result", "absent"),))] == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "shadow scoring: challenger fraud-detector version 2 loaded",
+        "shadow scoring: challenger reload failed, registry unreachable: X; keeping version 2",
+        "shadow scoring: challenger reload failed, version 6 rejected: bad",
+        "shadow scoring idle: no fraud-detector@challenger (cannot resolve "
+        "fraud-detector@challenger: no alias)",
+    ]
+
+
+class FakeFuture:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.is_done = True
+        self.exception = error
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+class FakeProducer:
+    """Records what is sent; sends to `failing` topics fail."""
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None, int | None]] = []
+        self.failing = failing
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+        headers: object = None,
+    ) -> FakeFuture:  # fmt: skip
+        self.sent.append((topic, value, key, partition))
+        return FakeFuture(KafkaError("lost") if topic in self.failing else None)
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+
+@dataclass
+class Record:
+    value: bytes
+    key: bytes
+    partition: int
+    offset: int
+    topic: str = "transactions"
+    timestamp: int = 0
+
+
+def records(count: int, bad: int = 0) -> list[Record]:
+    frame = synthetic_transactions(rows=count, seed=3)
+    made = []
+    for i, row in enumerate(frame[list(TRANSACTION_COLUMNS)].to_dict("records")):
+        message = {"transaction_id": f"tx-{i}", **row}
+        value = b"not json" if i < bad else json.dumps(message).encode()
+        made.append(Record(value, f"tx-{i}".encode(), i % 3, i))
+    return made
+
+
+def shadow_scorer(producer: FakeProducer, challenger: LoadedModel | None) -> StreamScorer:
+    metrics = ScorerMetrics(shadow=True)
+    holder = ModelHolder(ModelSettings(), metrics)
+    holder._current = loaded("1")
+    assert metrics.shadow is not None
+    challenger_holder = ChallengerHolder(
+        ModelSettings(model_alias=CHALLENGER_ALIAS), metrics.shadow
+    )
+    challenger_holder._current = challenger
+    scorer = StreamScorer(ScorerSettings(), holder, metrics, challenger_holder)
+    scorer.producer = producer
+    scorer._same_partitioning = scorer._shadow_same_partitioning = True
+    return scorer
+
+
+def test_shadow_scoring_sends_the_challenger_s_predictions_as_production_s() -> None:
+    producer = FakeProducer()
+    scorer = shadow_scorer(producer, loaded("2", CHALLENGER_ALIAS))
+    assert scorer.challenger is not None
+    model = scorer.holder.current
+    assert model is not None
+    shadow = scorer._shadow_model(scorer.challenger, model)
+    assert shadow is not None and shadow.version == "2"
+    batch = records(20, bad=2)
+    result, futures, shadow_futures = scorer.score_batch(batch, model, shadow)
+    assert (result.predictions, result.dead_letters, result.shadow_predictions) == (18, 2, 18)
+    assert len(futures) == 20 and len(shadow_futures) == 18
+    settings = scorer.settings
+    by_topic: dict[str, list[tuple[bytes, bytes | None, int | None]]] = {}
+    for topic, value, key, partition in producer.sent:
+        by_topic.setdefault(topic, []).append((value, key, partition))
+    assert sorted(by_topic) == sorted(
+        [settings.topic_predictions, settings.topic_dead_letters, settings.topic_shadow_predictions]
+    )
+    production = by_topic[settings.topic_predictions]
+    shadowed = by_topic[settings.topic_shadow_predictions]
+    # same keys and partitions, in the same order; only the model differs
+    assert [(k, p) for _, k, p in shadowed] == [(k, p) for _, k, p in production]
+    for (value, _, _), (shadow_value, _, _) in zip(production, shadowed, strict=True):
+        ours, theirs = json.loads(value), json.loads(shadow_value)
+        assert theirs["model_version"] == "2" and ours["model_version"] == "1"
+        assert {k: v for k, v in theirs.items() if k != "model_version"} == {
+            k: v for k, v in ours.items() if k != "model_version"
+        }  # the same tiny booster: the same probabilities
+    assert scorer.metrics.shadow is not None
+    registry = scorer.metrics.registry
+    assert registry.get_sample_value("fraud_shadow_predictions_total") == 18
+    assert registry.get_sample_value("fraud_shadow_active") == 1
+    scorer._await_acks(futures, shadow_futures)  # all acknowledged: nothing raised
+
+
+def test_no_shadow_scoring_with_production_s_own_version_or_without_a_challenger() -> None:
+    scorer = shadow_scorer(FakeProducer(), loaded("1", CHALLENGER_ALIAS))
+    model = scorer.holder.current
+    assert scorer.challenger is not None and model is not None
+    assert scorer._shadow_model(scorer.challenger, model) is None
+    scorer.challenger._current = None
+    assert scorer._shadow_model(scorer.challenger, model) is None
+    assert scorer.metrics.registry.get_sample_value("fraud_shadow_active") == 0
+
+
+class FailingBooster:
+    def inplace_predict(self, *args: object, **kwargs: object) -> None:
+        raise ValueError("feature_names mismatch")
+
+
+def test_a_challenger_that_cannot_score_leaves_the_batch_to_production(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer = FakeProducer()
+    scorer = shadow_scorer(producer, loaded("2", CHALLENGER_ALIAS, FailingBooster()))
+    model = scorer.holder.current
+    assert scorer.challenger is not None and model is not None
+    with caplog.at_level(logging.WARNING, logger="fraud.scorer"):
+        for _ in range(3):
+            shadow = scorer._shadow_model(scorer.challenger, model)
+            result, futures, shadow_futures = scorer.score_batch(records(10, bad=1), model, shadow)
+            assert (result.predictions, result.dead_letters, len(futures)) == (9, 1, 10)
+            assert shadow_futures == []
+    topics = {topic for topic, *_ in producer.sent}
+    assert scorer.settings.topic_shadow_predictions not in topics
+    registry = scorer.metrics.registry
+    assert registry.get_sample_value("fraud_shadow_failures_total", {"stage": "score"}) == 3
+    assert registry.get_sample_value("fraud_predictions_total", {"decision": "legit"}) is not None
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1, warnings
+    assert "shadow scoring failed (score, challenger version 2): ValueError" in warnings[0]
+
+
+def test_unacknowledged_shadow_predictions_are_counted_not_retried() -> None:
+    """At-least-once: the batch's shadow sends are waited for, but only production's failing
+    fails the batch."""
+    producer = FakeProducer(failing=(ScorerSettings().topic_shadow_predictions,))
+    scorer = shadow_scorer(producer, loaded("2", CHALLENGER_ALIAS))
+    model = scorer.holder.current
+    assert scorer.challenger is not None and model is not None
+    shadow = scorer._shadow_model(scorer.challenger, model)
+    _, futures, shadow_futures = scorer.score_batch(records(5), model, shadow)
+    scorer._await_acks(futures, shadow_futures)  # no SendFailedError
+    registry = scorer.metrics.registry
+    assert registry.get_sample_value("fraud_shadow_failures_total", {"stage": "send"}) == 1
+
+    producer.failing = (ScorerSettings().topic_predictions,)
+    _, futures, shadow_futures = scorer.score_batch(records(5), model, shadow)
+    with pytest.raises(SendFailedError):
+        scorer._await_acks(futures, shadow_futures)

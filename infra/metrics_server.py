@@ -74,11 +74,14 @@ class MetricsServer:
                 self._send(status, body, content_type)
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # a probe that gave up waiting: nothing to answer, nothing to log
 
             def log_message(self, format: str, *args: object) -> None:
                 return  # scrapes every few seconds would drown the service's own log

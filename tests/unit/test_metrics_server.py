@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -128,3 +129,36 @@ def test_a_taken_port_names_the_setting_to_change() -> None:
             )  # fmt: skip
     assert f"127.0.0.1:{port}" in str(caught.value)
     assert "FRAUD_MONITOR_METRICS_PORT" in str(caught.value)
+
+
+def test_a_client_that_hangs_up_early_leaves_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """`fraud status` and probes give up after a timeout; the answer to a closed socket is
+    dropped without a traceback in the service's log."""
+    import struct
+    import time
+
+    answered = threading.Event()
+
+    def slow() -> Response:
+        time.sleep(0.3)  # the client is gone by then
+        answered.set()
+        return 200, b"x" * 1_000_000, "text/plain"
+
+    server = MetricsServer(
+        ScorerMetrics().registry, lambda: None, "127.0.0.1", 0, port_variable="X",
+        routes={"/slow": slow},
+    )  # fmt: skip
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as client:
+            client.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            # close with a reset, as a client timing out does
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert answered.wait(5)
+        time.sleep(0.3)
+        assert get(server, "/health")[0] == 200  # still serving
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err

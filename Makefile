@@ -22,7 +22,7 @@ DEBIAN_PACKAGES := git openjdk-17-jre-headless maven wrk prometheus chromium nod
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install system-deps test test-unit test-integration demo lint format lock \
-        bench bench-train bench-stream bench-api bench-monitor mlflow-ui kafka-jars kafka-start kafka-stop clean
+        bench bench-train bench-stream bench-api bench-monitor bench-live mlflow-ui kafka-jars kafka-start kafka-stop clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -84,7 +84,7 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --group dev --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
 
-bench: bench-train bench-stream bench-api bench-monitor ## every benchmark; results in reports/bench/*.json
+bench: bench-train bench-stream bench-api bench-monitor bench-live ## every benchmark; results in reports/bench/*.json
 
 bench-train: install ## time the full pipeline (fetch excluded) on the real dataset
 	$(BIN)/python -m benchmarks.bench_train
@@ -97,6 +97,9 @@ bench-api: install system-deps $(VEGETA) ## REST API: saturation (wrk), fixed ra
 
 bench-monitor: install kafka-jars ## drift alarm on every test window, plain and shifted; monitor vs scorer p99
 	$(BIN)/python -m benchmarks.bench_monitor
+
+bench-live: install ## the label join's memory over 1,000,000 predictions whose labels never come
+	$(BIN)/python -m benchmarks.bench_live
 
 # vegeta, the open-loop load generator of bench-api, built with Go from the module proxy into
 # .tools/ (a folder per version, so changing VEGETA_VERSION builds the new one).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import logging.config
 import os
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cli.compare import compare
 from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
 from cli.errors import err_console, fail, invalid_settings
 from cli.kafka import kafka_app
@@ -53,6 +55,7 @@ app.add_typer(kafka_app, name="kafka")
 for command in (up, down, status):
     app.command()(command)
 app.command("stack-part", hidden=True)(stack_part)
+app.command("compare")(compare)
 console = Console(soft_wrap=True)
 
 ModelName = Annotated[
@@ -549,6 +552,16 @@ def replay(
             "(against the file's Class labels) and the drift monitor's verdict.",
         ),
     ] = False,
+    labels_after: Annotated[
+        float | None,
+        typer.Option(
+            "--labels-after",
+            metavar="SECONDS",
+            help="Also send each row's Class to the labels topic this many seconds after its "
+            "transaction, as late chargebacks would come (the monitor's live performance).",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Send transactions to the transactions topic with stable ids (tx-<file>-<n>)."""
     import time
@@ -575,7 +588,7 @@ def replay(
             task = bar.add_task(f"replaying {source.name}", total=total)
             summary = send_rows(
                 source, settings=settings, rate=rate, limit=total, bad_fraction=bad_fraction,
-                seed=seed, progress=lambda n: bar.advance(task, n),
+                seed=seed, progress=lambda n: bar.advance(task, n), labels_after=labels_after,
             )  # fmt: skip
     except ReplayError as exc:
         raise fail(str(exc)) from None
@@ -589,6 +602,12 @@ def replay(
         + (
             f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.malformed.items()))})"
             if malformed
+            else ""
+        )
+        + (
+            f"; {summary.labels} labels to {settings.topic_labels}, {labels_after:g} s after "
+            "their transactions"
+            if labels_after is not None
             else ""
         )
     )
@@ -609,6 +628,55 @@ def replay(
         console.print(line, highlight=False)
     if tally.unanswered:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def label(
+    transaction_id: Annotated[str, typer.Argument(help="The transaction the label is about.")],
+    is_fraud: Annotated[
+        bool,
+        typer.Option(
+            "--fraud/--legit",
+            help="Whether it was fraud (a chargeback) or genuine.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Send one label to the labels topic, as a chargeback system would."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from fraud.labels import label_message, validate_label
+    from fraud.transaction import Rejection
+
+    settings = _kafka_settings()
+    _quiet_kafka_client()
+    labelled_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    message = label_message(transaction_id, is_fraud, labelled_at)
+    checked = validate_label(message)
+    if isinstance(checked, Rejection):
+        raise fail(f"not a label: {checked.message}.")
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, client_id="fraud-label", acks="all",
+            bootstrap_timeout_ms=settings.connect_timeout_ms,
+        )  # fmt: skip
+        try:
+            sent = producer.send(
+                settings.topic_labels,
+                key=transaction_id.encode(),
+                value=json.dumps(message).encode(),
+            ).get(timeout=settings.kafka_connect_seconds + 10)
+        finally:
+            producer.close(timeout=5)
+    except KafkaError as exc:
+        raise _kafka_unreachable(settings, exc) from None
+    verdict = "fraud" if is_fraud else "legitimate"
+    console.print(
+        f"{transaction_id}: {verdict}, sent to {settings.topic_labels}[{sent.partition}]"
+        f"@{sent.offset}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -53,6 +53,7 @@ class RejectReason(StrEnum):
     NEGATIVE_AMOUNT = "negative_amount"
     NEGATIVE_TIME = "negative_time"
     INVALID_EVENT_TIME = "invalid_event_time"
+    INVALID_LABELLED_AT = "invalid_labelled_at"  # labels only (fraud.labels)
 
 
 # The columns that must also be at least 0, and the reason a negative one gets. When several are

@@ -207,6 +207,13 @@ class MonitorSettings(KafkaSettings):
     # Longer than the scorer's: at idle priority beside a busy scorer, the monitor's heartbeats
     # can be late without it being gone. The broker accepts 6,000 to 1,800,000.
     monitor_session_timeout_ms: int = Field(30_000, ge=6_000)
+    # Live performance (labels joined with predictions): a transaction with no label after this
+    # long counts as legitimate (chargebacks come within weeks; default one week), the figures'
+    # sliding window in resolved transactions, and the most transactions held waiting for a
+    # label (past that the oldest count as legitimate early, so memory stays bounded).
+    monitor_label_delay_seconds: float = Field(7 * 24 * 3600.0, gt=0)
+    monitor_live_window: int = Field(10_000, ge=1)
+    monitor_live_max_pending: int = Field(200_000, ge=1)
 
     @field_validator(
         "monitor_window_size", "monitor_run_every", "monitor_min_alert_volume", mode="before"

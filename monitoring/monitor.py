@@ -41,6 +41,7 @@ from monitoring.baseline_store import VersionBaseline
 from monitoring.follower import BaselineFollower
 from monitoring.instruments import MonitorMetrics
 from monitoring.latest import LatestRun
+from monitoring.live import LiveMetrics, LiveMonitor, registry_gate
 from monitoring.messages import decode_predictions, decode_transactions
 from monitoring.reports import ReportArchive
 from monitoring.sampling import skip_counts
@@ -525,10 +526,18 @@ def serve(settings: MonitorSettings, model_settings: ModelSettings) -> int:
     archive = ReportArchive(settings.reports_dir, settings.monitor_reports_keep)
     monitor = DriftMonitor(settings, follower, metrics, latest, archive)
     _install_signal_handlers(monitor.stop_event)
+    live = LiveMonitor(
+        settings, LiveMetrics(metrics.registry), registry_gate(model_settings.model_name),
+        monitor.stop_event,
+    )  # fmt: skip
     server = MetricsServer(
         metrics.registry, monitor.unready_reason, settings.monitor_metrics_host,
         settings.monitor_metrics_port, port_variable="FRAUD_MONITOR_METRICS_PORT",
-        routes={"/report": latest.report_response, "/v1/drift": latest.summary_response},
+        routes={
+            "/report": latest.report_response,
+            "/v1/drift": latest.summary_response,
+            "/v1/live": live.live_response,
+        },
     )  # fmt: skip
     server.start()
     log.info(
@@ -537,9 +546,12 @@ def serve(settings: MonitorSettings, model_settings: ModelSettings) -> int:
         server.port,
     )
     threading.Thread(target=monitor.warm_up, name="import-evidently", daemon=True).start()
+    live_thread = threading.Thread(target=live.run, name="live-performance", daemon=True)
+    live_thread.start()
     follower.start()
     try:
         return monitor.run()
     finally:
+        live_thread.join(timeout=STOP_WAIT_SECONDS)
         follower.stop()
         server.stop()

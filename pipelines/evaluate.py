@@ -120,7 +120,8 @@ def write_reports(
 ) -> tuple[list[Path], list[Path]]:
     """Write metrics.json and, in reports/plots, each table as CSV and its picture as PNG;
     returns the CSV paths and the PNG paths."""
-    write_json(METRICS_FILE, {k: round(float(v), 6) for k, v in metrics.items()})
+    # Unrounded: the threshold tag and the monitor's live figures must match them exactly.
+    write_json(METRICS_FILE, {k: float(v) for k, v in metrics.items()})
     PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     tables = []
     for name, table in plots.items():

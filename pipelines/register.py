@@ -25,22 +25,31 @@ console = Console(stderr=True, soft_wrap=True)
 
 def failed_gates(metrics: dict[str, float], params: RegisterParams) -> list[str]:
     """Each quality gate the metrics miss, as a sentence; empty when all pass."""
-    gates = (
-        ("auprc", params.min_auprc),
-        ("roc_auc", params.min_roc_auc),
-        ("recall_at_p90", params.min_recall_at_p90),
-    )
     return [
         f"{name} {metrics[name]:.4f} < {minimum:.4f} (register.min_{name})"
-        for name, minimum in gates
+        for name, minimum in _gates(params)
         if metrics[name] < minimum
     ]
 
 
-def version_tags(run: dict[str, Any], metrics: dict[str, float]) -> dict[str, str]:
+def _gates(params: RegisterParams) -> tuple[tuple[str, float], ...]:
+    return (
+        ("auprc", params.min_auprc),
+        ("roc_auc", params.min_roc_auc),
+        ("recall_at_p90", params.min_recall_at_p90),
+    )
+
+
+def version_tags(
+    run: dict[str, Any], metrics: dict[str, float], params: RegisterParams
+) -> dict[str, str]:
+    """The version's threshold (exact), its test metrics, its data and code, and the quality
+    gates it was held to (`gate_min_*`: the monitor alerts when live recall falls below
+    `gate_min_recall_at_p90`)."""
     return {
         "threshold": repr(float(metrics["threshold"])),
         **{name: f"{metrics[name]:.6f}" for name in METRIC_TAGS},
+        **{f"gate_min_{name}": repr(float(minimum)) for name, minimum in _gates(params)},
         "data_sha256": str(run["data_sha256"]),
         "git_commit": str(run["git_commit"]),
     }
@@ -54,7 +63,9 @@ def register(params: RegisterParams, model_name: str) -> dict[str, Any]:
     metrics = read_json(METRICS_FILE, "evaluate")
     failures = failed_gates(metrics, params)
     configure_mlflow()
-    tags = version_tags(run, metrics) | {"quality_gates": "failed" if failures else "passed"}
+    tags = version_tags(run, metrics, params) | {
+        "quality_gates": "failed" if failures else "passed"
+    }
     version = mlflow.register_model(run["model_uri"], model_name, tags=tags)
     client = MlflowClient()
     aliases: list[str] = []

@@ -15,15 +15,9 @@ from typing import Any
 
 import orjson
 
+from fraud.dead_letters import dead_letter_headers as dead_letter_headers  # re-exported
 from fraud.scores import score_fields
 from fraud.transaction import Rejection, RejectReason
-
-# Dead-letter header names (DESIGN.md §3).
-ERROR_TYPE = "error.type"
-ERROR_MESSAGE = "error.message"
-SOURCE_TOPIC = "source.topic"
-SOURCE_PARTITION = "source.partition"
-SOURCE_OFFSET = "source.offset"
 
 
 def decode(value: bytes | None) -> Any:
@@ -75,15 +69,3 @@ def encode_prediction(
     prediction["scored_at"] = scored_at
     prediction["source"] = {"topic": topic, "partition": partition, "offset": offset}
     return orjson.dumps(prediction)
-
-
-def dead_letter_headers(
-    rejection: Rejection, *, topic: str, partition: int, offset: int
-) -> list[tuple[str, bytes]]:
-    return [
-        (ERROR_TYPE, rejection.reason.value.encode()),
-        (ERROR_MESSAGE, rejection.message.encode()),
-        (SOURCE_TOPIC, topic.encode()),
-        (SOURCE_PARTITION, str(partition).encode()),
-        (SOURCE_OFFSET, str(offset).encode()),
-    ]

@@ -7,9 +7,10 @@ scorer must reject, each recorded with the rejection reason it should get.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import orjson
 import pandas as pd
 from kafka import KafkaProducer
 
-from fraud.schema import TRANSACTION_COLUMNS
+from fraud.labels import label_message
+from fraud.schema import LABEL_COLUMN, TRANSACTION_COLUMNS
 from fraud.transaction import RejectReason
 from infra.paths import TEST_SPLIT_FILE
 from infra.settings import KafkaSettings
@@ -153,9 +155,44 @@ class SentRecord:
 @dataclass
 class ReplaySummary:
     sent: int = 0
+    labels: int = 0  # sent to the labels topic (--labels-after)
     malformed: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     records: list[SentRecord] = field(default_factory=list)
+
+
+class LateLabels:
+    """Labels waiting for their time: each goes to `topic` `after` seconds after its
+    transaction (None: no labels at all)."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, after: float | None) -> None:
+        self.producer, self.topic, self.after = producer, topic, after
+        self._waiting: deque[tuple[float, str, bool]] = deque()
+        self.futures: list[Any] = []
+        self.sent = 0
+
+    def due(self, transaction_id: str, is_fraud: bool) -> None:
+        if self.after is not None:
+            self._waiting.append((time.monotonic() + self.after, transaction_id, is_fraud))
+
+    def send_due(self) -> None:
+        now = time.monotonic()
+        while self._waiting and self._waiting[0][0] <= now:
+            self._send(*self._waiting.popleft()[1:])
+
+    def send_all(self) -> None:
+        """Send the rest, each at its time."""
+        while self._waiting:
+            time.sleep(max(0.0, self._waiting[0][0] - time.monotonic()))
+            self.send_due()
+
+    def _send(self, transaction_id: str, is_fraud: bool) -> None:
+        labelled_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        value = orjson.dumps(label_message(transaction_id, is_fraud, labelled_at))
+        self.futures.append(
+            self.producer.send(self.topic, key=transaction_id.encode(), value=value)
+        )
+        self.sent += 1
 
 
 def message_id(prefix: str, n: int) -> str:
@@ -200,13 +237,26 @@ def replay(
     seed: int = 0,
     keep_records: bool = False,
     progress: Callable[[int], None] | None = None,
+    labels_after: float | None = None,
 ) -> ReplaySummary:
-    """Send `limit` messages (default: every row once) from `source`; wait for every ack."""
+    """Send `limit` messages (default: every row once) from `source`; wait for every ack.
+
+    With `labels_after`, each valid message's row `Class` also goes to the labels topic that
+    many seconds after the message (late truth, as chargebacks are); the replay then ends when
+    the last label is sent."""
     if not 0.0 <= bad_fraction <= 1.0:
         raise ReplayError(f"--bad-fraction must be between 0 and 1, got {bad_fraction}.")
     if rate is not None and rate <= 0:
         raise ReplayError(f"--rate must be positive, got {rate}.")
-    rows = load_rows(source)
+    if labels_after is not None and labels_after < 0:
+        raise ReplayError(f"--labels-after must be 0 or more, got {labels_after}.")
+    frame = read_transactions(source)
+    rows: list[list[float]] = frame[list(TRANSACTION_COLUMNS)].to_numpy(float).tolist()
+    classes: list[bool] = []
+    if labels_after is not None:
+        if LABEL_COLUMN not in frame.columns:
+            raise ReplayError(f"{source} has no {LABEL_COLUMN} column to send labels from.")
+        classes = [bool(value) for value in frame[LABEL_COLUMN]]
     total = limit if limit is not None else len(rows)
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -218,6 +268,7 @@ def replay(
     )
     summary = ReplaySummary()
     pending: list[tuple[Any, str, str | None, list[float]]] = []
+    labels = LateLabels(producer, settings.topic_labels, labels_after)
     started = time.perf_counter()
     try:
         for n, (tx_id, value, kind, row) in enumerate(
@@ -230,18 +281,25 @@ def replay(
             future = producer.send(settings.topic_transactions, key=tx_id.encode(), value=value)
             if kind is not None:
                 summary.malformed[kind] += 1
+            elif classes:
+                labels.due(tx_id, classes[n % len(classes)])
+            labels.send_due()
             pending.append((future, tx_id, kind, row) if keep_records else (future, "", None, []))
             summary.sent += 1
             if progress is not None and (n % 1000 == 999 or n == total - 1):
                 progress(n % 1000 + 1)
+        labels.send_all()
         producer.flush()
     finally:
         producer.close(timeout=30)
+    summary.labels = labels.sent
     summary.seconds = time.perf_counter() - started
     failed = [f for f, *_ in pending if not f.succeeded()]
+    failed += [f for f in labels.futures if not f.succeeded()]
     if failed:
         raise ReplayError(
-            f"the broker did not acknowledge {len(failed)} of {summary.sent} messages "
+            f"the broker did not acknowledge {len(failed)} of {summary.sent + labels.sent} "
+            "messages "
             f"(first error: {failed[0].exception!r}); is it running at {settings.kafka_bootstrap}?"
         )
     for future, tx_id, kind, row in pending if keep_records else []:

@@ -140,7 +140,11 @@ def series_names(registry: CollectorRegistry) -> set[str]:
 
 
 def monitor_series() -> set[str]:
-    """The drift monitor's series, from its instruments."""
+    """The drift monitor's series, from its instruments: the drift ones, and the live
+    performance ones (monitoring/live.py) that `fraud monitor` puts on the same registry."""
     from monitoring.instruments import MonitorMetrics
+    from monitoring.live import LiveMetrics
 
-    return series_names(MonitorMetrics().registry)
+    metrics = MonitorMetrics()
+    LiveMetrics(metrics.registry)
+    return series_names(metrics.registry)

@@ -3,6 +3,7 @@ synthetic data, and `fraud mlflow` serves that store over HTTP, as a person woul
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ class RegistryServer:
     port: int
     boosters: dict[str, xgb.Booster] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    # reports/metrics.json as the pipeline wrote it when it registered each version
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     server: Service | None = None
+
+    @property
+    def test_split(self) -> Path:
+        """The test split both versions were evaluated on."""
+        return self.repo / "data" / "processed" / "test.parquet"
 
     @property
     def uri(self) -> str:
@@ -96,15 +104,17 @@ def build_registry(workdir: Path, template: Path) -> RegistryServer:
     run(["git", "add", "-A"], repo, local)
     run(["git", "commit", "-q", "-m", "serving registry"], repo, local)
     run(["dvc", "repro"], repo, local)
+    metrics = {"1": json.loads((repo / "reports" / "metrics.json").read_text())}
     update_params(repo, {"train": {"max_depth": 4}})
     run(["dvc", "repro"], repo, local)
+    metrics["2"] = json.loads((repo / "reports" / "metrics.json").read_text())
 
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # keeps the test log readable
     client = MlflowClient(tracking_uri=local["MLFLOW_TRACKING_URI"])
-    server = RegistryServer(repo=repo, env={}, port=free_port())
+    server = RegistryServer(repo=repo, env={}, port=free_port(), metrics=metrics)
     for version in ("1", "2"):
         details = client.get_model_version(MODEL, version)
         uri = client.get_model_version_download_uri(MODEL, version)

@@ -34,6 +34,15 @@ def test_config_is_valid() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
 
 
+@pytest.mark.parametrize("config", ["prometheus.yml", "compose.yml"])
+def test_every_rules_file_is_loaded(config: str) -> None:
+    """Both configurations (native and compose) load every file of rules/, live.yml included."""
+    patterns = yaml.safe_load((PROMETHEUS_DIR / config).read_text())["rule_files"]
+    loaded = {path for pattern in patterns for path in PROMETHEUS_DIR.glob(pattern)}
+    assert {path.name for path in RULE_FILES} >= {"drift.yml", "live.yml", "serving.yml"}
+    assert set(RULE_FILES) - loaded == set()
+
+
 @pytest.mark.parametrize("rules", RULE_FILES, ids=lambda p: p.name)
 def test_rules_are_valid(rules: Path) -> None:
     assert "SUCCESS" in promtool("check", "rules", str(rules))
@@ -71,7 +80,7 @@ def test_alerts_name_only_metrics_the_services_export() -> None:
         )
     )
     assert exported, "no metric names found in serving/instruments.py"
-    # The drift monitor's (rules/drift.yml), from monitoring/instruments.py once it exists.
+    # The drift monitor's (rules/drift.yml, rules/live.yml): its drift and live instruments.
     exported |= {re.sub(r"_(total|bucket|sum|count)$", "", name) for name in monitor_series()}
     named: set[str] = set()
     for path in RULE_FILES:

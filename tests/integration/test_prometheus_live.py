@@ -1,11 +1,13 @@
 """Every dashboard query and every alert rule on a real Prometheus scraping the real services.
 
 Debian's `prometheus` runs the repository's configuration (prometheus.yml and rules/ as they are;
-only targets/*.json point at this test's ports) while a `fraud score` on the session's broker, a
-`fraud monitor` on the same topics and a `fraud api` on the session's registry take traffic: a
-replay with malformed messages, API requests with some refused, and a move of the production
-alias halfway. Then each PromQL expression of each Grafana panel runs through Prometheus's HTTP
-API and must return data, and every alert rule must evaluate without error and stay quiet.
+only targets/*.json point at this test's ports) while a `fraud score` on the session's broker
+(shadow-scoring the challenger), a `fraud monitor` on the same topics and a `fraud api` on the
+session's registry take traffic: a replay with malformed messages and late labels, API requests
+with some refused, and a move of the production alias halfway (the challenger then moves to the
+version production left, so both aliases have live figures throughout). Then each PromQL
+expression of each Grafana panel runs through Prometheus's HTTP API and must return data, and
+every alert rule must evaluate without error and stay quiet.
 Last, a replay with a field stuck at 0 must turn fraud_drift_detected to 1 and fire
 FraudDataDrift in Prometheus.
 """
@@ -31,7 +33,7 @@ from fraud.schema import TRANSACTION_COLUMNS
 from tests import harness
 from tests.dashboards import Query, all_queries, legend_labels, metric_names, substitute
 from tests.harness import KafkaBroker
-from tests.integration.registry_server import RegistryServer
+from tests.integration.registry_server import MODEL, RegistryServer
 from tests.synthetic import synthetic_transactions
 
 pytestmark = pytest.mark.timeout(600)  # the session's broker and registry may be built first
@@ -89,12 +91,18 @@ class Stack:
 @pytest.fixture
 def stack(kafka_broker: KafkaBroker, registry: RegistryServer, tmp_path: Path) -> Iterator[Stack]:
     """The scorer, the monitor, the API and Prometheus scraping them; all stopped at the end,
-    even on failure."""
+    even on failure. Production is version 1 and the challenger version 2; the registry's
+    aliases are put back at the end (the session registry is shared)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry.uri)
+    challenger_before = client.get_registered_model(MODEL).aliases.get("challenger")
     registry.promote("1")
+    registry.promote("2", "challenger")
     topics = harness.new_topics(kafka_broker.bootstrap, "prometheus")
     group = f"scorer-{topics['FRAUD_TOPIC_TRANSACTIONS']}"
     model = {**registry.env, "FRAUD_MODEL_POLL_SECONDS": "1"}
-    scorer_env = {**model, **topics, "FRAUD_SCORER_GROUP_ID": group}
+    scorer_env = {**model, **topics, "FRAUD_SCORER_GROUP_ID": group, "FRAUD_SCORER_SHADOW": "true"}
     scorer = harness.Scorer(scorer_env, tmp_path / "scorer.log", cwd=tmp_path)
     api = harness.ApiServer(model, tmp_path / "api.log", cwd=tmp_path)
     monitor_env = {
@@ -110,11 +118,19 @@ def stack(kafka_broker: KafkaBroker, registry: RegistryServer, tmp_path: Path) -
             service.start()
         for service in services:
             service.wait_ready(timeout=120)
+        # Labels sent before the monitor's label reader has its position would go unseen.
+        harness.wait_until(
+            lambda: "live performance: joining" in monitor.log(), 60, "the live reader"
+        )
         yield Stack(topics, scorer, api, monitor, prometheus)
     finally:
         for service in services:
             service.terminate(timeout=20)
         registry.promote("1")
+        if challenger_before is None:
+            client.delete_registered_model_alias(MODEL, "challenger")
+        else:
+            registry.promote(str(challenger_before), "challenger")
 
 
 def transactions(count: int) -> list[dict[str, Any]]:
@@ -153,12 +169,14 @@ def served_versions(service: harness.Service) -> set[str]:
 
 
 def send_traffic(stack: Stack, registry: RegistryServer, workdir: Path) -> Counter[int]:
-    """Replay transactions (2% malformed) while calling the API; production moves to version 2
-    a third of the way through. The API requests sent, by status."""
+    """Replay transactions (2% malformed), each valid one's label a second later, while calling
+    the API; production moves to version 2 a third of the way through, and the challenger to
+    version 1. The API requests sent, by status."""
     source = workdir / "replay.parquet"
     synthetic_transactions(rows=2_000, fraud_rate=0.03, seed=22).to_parquet(source)
     command = [harness.FRAUD, "replay", str(source), "--limit", str(REPLAYED)]
     command += ["--rate", str(REPLAY_RATE), "--bad-fraction", "0.02", "--seed", "4"]
+    command += ["--labels-after", "1"]
     env = {**registry.env, **stack.topics}
     rows = transactions(200)
     sent: Counter[int] = Counter()
@@ -173,6 +191,7 @@ def send_traffic(stack: Stack, registry: RegistryServer, workdir: Path) -> Count
             n += 1
             if not promoted and time.monotonic() - began > REPLAYED / REPLAY_RATE / 3:
                 registry.promote("2")
+                registry.promote("1", "challenger")
                 promoted = True
             time.sleep(0.05)
         assert replay.result() == 0, (workdir / "replay.log").read_text()[-2000:]
@@ -232,6 +251,11 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
         - invalid_replayed(stack),
         "fraud_monitor_window_transactions": 200,
         "fraud_drift_detected": 0,  # normal traffic
+        # Every valid transaction resolved by its label, under production's two versions; the
+        # challenger (shadow-scored) has figures too.
+        'sum(fraud_live_transactions{alias="production", window="since_start"})': REPLAYED
+        - invalid_replayed(stack),
+        'count(count by (alias) (fraud_live_transactions{window="since_start"} > 0))': 2,
     }
     observed: dict[str, float | None] = {}
 
@@ -252,7 +276,11 @@ def test_every_dashboard_query_and_alert_rule_works_on_real_data(
     queries = all_queries()
     assert queries
     for query in queries:
-        check_query(prometheus, query, now)
+        result = check_query(prometheus, query, now)
+        live = any(name.startswith("fraud_live_") for name in metric_names(query.expr))
+        if live and "alias" in legend_labels(query.legend):  # production against challenger
+            aliases = {series["metric"]["alias"] for series in result}
+            assert aliases >= {"production", "challenger"}, f"{query.where}: only {aliases}"
 
     # Over time, the panels that show the model's version show both, the promotion in between.
     for query in (q for q in queries if "fraud_model_info" in metric_names(q.expr)):

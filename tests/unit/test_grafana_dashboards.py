@@ -22,6 +22,7 @@ from tests.dashboards import (
     GRAFANA_DIR,
     PROVISIONING_DIR,
     dashboard_files,
+    legend_labels,
     load,
     metric_names,
     monitor_series,
@@ -202,6 +203,45 @@ def test_rate_windows_are_grafanas_rate_interval(path: Path) -> None:
         for window in re.findall(r"\[([^\]]*)\]", query.expr):
             assert window == "$__rate_interval", f"{query.where}: [{window}]"
         substitute(query.expr)  # every variable is one Grafana defines
+
+
+def row_panels(dashboard: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """The panels under an expanded row: below it, above the next row."""
+    rows = sorted(
+        (p["gridPos"]["y"], p["title"]) for p in dashboard["panels"] if p["type"] == "row"
+    )
+    top = next(y for y, name in rows if name == title)
+    bottom = min((y for y, _ in rows if y > top), default=float("inf"))
+    return [
+        p for p in dashboard["panels"] if p["type"] != "row" and top < p["gridPos"]["y"] < bottom
+    ]
+
+
+def test_the_live_performance_row_compares_production_and_challenger() -> None:
+    """Every live figure of the monitor (issue 12's contract) is on the drift dashboard, per
+    alias and version where the monitor has them, the recall beside its gate."""
+    (path,) = (p for p in DASHBOARDS if load(p)["title"] == "Fraud drift")
+    live = row_panels(load(path), "Live performance")
+    named = {name for panel in live for t in panel["targets"] for name in metric_names(t["expr"])}
+    assert named == {
+        "fraud_live_recall", "fraud_live_recall_gate", "fraud_live_precision", "fraud_live_auprc",
+        "fraud_live_alerts_per_1000", "fraud_live_label_coverage", "fraud_live_frauds",
+        "fraud_label_delay_seconds_bucket", "fraud_live_pending", "fraud_labels_total",
+    }  # fmt: skip
+    (recall,) = (p for p in live if p["title"] == "Recall")
+    assert {m for t in recall["targets"] for m in metric_names(t["expr"])} == {
+        "fraud_live_recall",
+        "fraud_live_recall_gate",
+    }
+    per_model = {n for n in named if n.startswith("fraud_live_")} - {"fraud_live_pending"}
+    for panel in live:
+        for target in panel["targets"]:
+            if not metric_names(target["expr"]) & per_model:
+                continue
+            assert "by (alias, version)" in target["expr"], panel["title"]
+            assert {"alias", "version"} <= legend_labels(target["legendFormat"]), panel["title"]
+            if "fraud_live_recall_gate" not in target["expr"]:  # the gate has no window
+                assert 'window="sliding"' in target["expr"], panel["title"]
 
 
 # --- the checks themselves ---------------------------------------------------------------------

@@ -53,7 +53,8 @@ def test_each_missed_gate_is_named_with_its_setting() -> None:
 def test_version_tags_keep_the_exact_threshold() -> None:
     metrics = {"threshold": 0.123456789, "auprc": 0.8, "roc_auc": 0.9, "recall_at_p90": 0.7}
     run = {"data_sha256": "ab" * 32, "git_commit": "c0ffee"}
-    tags = version_tags(run, metrics)
+    tags = version_tags(run, metrics, GATES)
     assert float(tags["threshold"]) == metrics["threshold"]
+    assert float(tags["gate_min_recall_at_p90"]) == GATES.min_recall_at_p90
     assert tags["data_sha256"] == run["data_sha256"] and tags["git_commit"] == "c0ffee"
     assert all(isinstance(value, str) for value in tags.values())

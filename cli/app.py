@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cli.compare import compare
 from cli.drift import CurrentFile, ReferenceFolder, ReportFile, run_drift
+from cli.environment import run_with_environment
 from cli.errors import err_console, fail, invalid_settings
 from cli.kafka import kafka_app
 from cli.stack import down, stack_part, status, up
@@ -76,7 +77,7 @@ def _short(value: str | None) -> str:
 @app.command()
 def models(model: ModelName = None) -> None:
     """List the registered model's versions with their aliases, key metrics and threshold."""
-    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -138,7 +139,7 @@ def promote(
 ) -> None:
     """Point an alias (default: production) at a registered version, as the MLflow UI does,
     once the version passes the checks the scorer and the API run when they load it."""
-    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)  # a registry that does not answer: say so
     name = model or ModelSettings().model_name
     try:
         versions = list_versions(name)
@@ -371,7 +372,7 @@ def score(
         holder_settings = ModelSettings()
     except ValidationError as exc:
         raise invalid_settings(exc) from None
-    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
     try:
         code = serve(settings, holder_settings)
@@ -385,7 +386,7 @@ def drift(
     current: CurrentFile, reference: ReferenceFolder = None, report: ReportFile = None
 ) -> None:
     """Run the drift monitor's computation once on a file: print the summary, write the report."""
-    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     run_drift(current, reference, report)
 
 
@@ -441,7 +442,7 @@ def monitor(
         model_settings = ModelSettings()
     except ValidationError as exc:
         raise invalid_settings(exc) from None
-    _run_with_environment(MLFLOW_CLIENT_DEFAULTS)
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     _log_to_stderr()
     try:
         code = serve(settings, model_settings)
@@ -477,7 +478,7 @@ def api(
     environment = dict(MLFLOW_CLIENT_DEFAULTS)
     if settings.api_workers > 1 and settings.metrics_multiproc_dir is None:
         environment["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings.api_port))
-    _run_with_environment(environment)
+    run_with_environment(environment)
     _log_to_stderr()
     serve_options: dict[str, Any] = {
         "host": settings.api_host,
@@ -507,22 +508,6 @@ def api(
 
 def _metrics_dir(port: int) -> Path:
     return project_root() / ".run" / "api-metrics" / str(port)
-
-
-def _run_with_environment(wanted: dict[str, str]) -> None:
-    """Make sure this process runs with `wanted` in its environment, without overriding what
-    the user set: if some are missing, start this same command again with them added.
-
-    MLflow and prometheus_client read their settings from the environment only, and the
-    workers of `fraud api` inherit it, so the variables must be there from the start; starting
-    again (same pid, via exec) sets them without this code writing to os.environ.
-    """
-    missing = {name: value for name, value in wanted.items() if name not in os.environ}
-    if not missing:
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **missing})
 
 
 @app.command()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.table import Table
 
+from cli.environment import run_with_environment
 from cli.errors import fail, invalid_settings
 from infra.registry import (
     EDITOR_LOGIN,
@@ -345,19 +344,6 @@ def comparison_tags(production: Side, challenger: Side, at: dt.datetime) -> dict
 # --- the command ---------------------------------------------------------------------------------
 
 
-def _with_mlflow_client_defaults() -> None:
-    """Run with MLflow's client variables set (MLFLOW_CLIENT_DEFAULTS: a registry that does not
-    answer costs seconds, not minutes of retries) without overriding the user's: start this same
-    command again with the missing ones, as cli/app.py's commands do (MLflow reads them from the
-    environment only)."""
-    missing = {k: v for k, v in MLFLOW_CLIENT_DEFAULTS.items() if k not in os.environ}
-    if not missing:
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **missing})
-
-
 def write_tags(model: str, version: int, tags: Mapping[str, str]) -> None:
     """Set the tags on the version; CompareError naming the login to use when refused."""
     from mlflow import MlflowClient
@@ -422,7 +408,7 @@ def compare(
 ) -> None:
     """Production against the challenger on live labelled traffic, next to their offline test
     metrics: the evidence for `fraud promote`."""
-    _with_mlflow_client_defaults()
+    run_with_environment(MLFLOW_CLIENT_DEFAULTS)
     try:
         settings = MonitorSettings()
         name = model or ModelSettings().model_name

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fraud.transaction import ID_FIELD, MAX_ID_LENGTH, Rejection, RejectReason, is_iso_time
+from fraud.transaction import ID_FIELD, Rejection, RejectReason, is_iso_time, transaction_id_of
+
+# The reasons only a label can be refused for (the others are shared with transactions).
+LABEL_ONLY_REASONS = frozenset({RejectReason.INVALID_LABELLED_AT})
 
 IS_FRAUD_FIELD = "is_fraud"
 LABELLED_AT_FIELD = "labelled_at"
@@ -33,15 +36,9 @@ def validate_label(message: Any) -> Label | Rejection:
     """The label in a decoded message, or why it is not one (never quoting a value)."""
     if isinstance(message, Rejection):  # it could not even be decoded
         return message
-    if not isinstance(message, dict):
-        return Rejection(-1, RejectReason.NOT_AN_OBJECT, "the message is not a JSON object")
-    tx_id = message.get(ID_FIELD)
-    if not isinstance(tx_id, str) or not tx_id or len(tx_id) > MAX_ID_LENGTH:
-        return Rejection(
-            -1,
-            RejectReason.INVALID_TRANSACTION_ID,
-            f"'{ID_FIELD}' must be a non-empty string of at most {MAX_ID_LENGTH} characters",
-        )
+    tx_id = transaction_id_of(message)
+    if isinstance(tx_id, Rejection):
+        return tx_id
     missing = [name for name in LABEL_FIELDS if name not in message]
     if missing:
         return Rejection(-1, RejectReason.MISSING_FIELD, f"missing field(s) {missing}")

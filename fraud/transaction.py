@@ -116,10 +116,9 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
-    """The id and raw column values of one decoded message, or why it cannot be scored."""
-    if isinstance(message, Rejection):  # the adapter could not even decode it
-        return message
+def transaction_id_of(message: Any) -> str | Rejection:
+    """The transaction id of a decoded JSON object, or why there is none (transactions and
+    labels alike)."""
     if not isinstance(message, dict):
         return Rejection(-1, RejectReason.NOT_AN_OBJECT, "the message is not a JSON object")
     tx_id = message.get(ID_FIELD)
@@ -134,6 +133,16 @@ def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
         return Rejection(
             -1, RejectReason.INVALID_TRANSACTION_ID, f"'{ID_FIELD}' is not valid Unicode"
         )
+    return tx_id
+
+
+def _row(message: Any) -> tuple[str, tuple[Any, ...]] | Rejection:
+    """The id and raw column values of one decoded message, or why it cannot be scored."""
+    if isinstance(message, Rejection):  # the adapter could not even decode it
+        return message
+    tx_id = transaction_id_of(message)
+    if isinstance(tx_id, Rejection):
+        return tx_id
     try:
         values = _columns(message)
     except KeyError:

@@ -252,35 +252,33 @@ class StreamScorer:
 
     # -- one batch -----------------------------------------------------------------------------
 
-    def _prediction_partition(self, partition: int) -> int | None:
-        """The source partition when both topics have the same count, else the key decides.
-
-        Transactions are keyed by transaction_id, so with equal partition counts this is the
-        partition the key would hash to anyway, without hashing every key in Python.
-        """
+    def _predictions_follow_sources(self) -> bool:
+        """Whether a prediction goes to its source's partition: when both topics have the same
+        count. Transactions are keyed by transaction_id, so this is the partition the key would
+        hash to anyway, without hashing every key in Python."""
         if self._same_partitioning is None:
             assert self.producer is not None
             s = self.settings
             ins = self.producer.partitions_for(s.topic_transactions)
             outs = self.producer.partitions_for(s.topic_predictions)
             self._same_partitioning = bool(ins) and ins == outs
-        return partition if self._same_partitioning else None
+        return self._same_partitioning
 
-    def score_batch(
-        self, records: Sequence[Any], model: LoadedModel, shadow: LoadedModel | None = None
-    ) -> tuple[BatchResult, list[Any], list[Any]]:
-        """Validate, score and send one batch (and shadow-score it with `shadow`); return the
-        send futures to wait on: production's, and the shadow predictions'."""
+    def _send_predictions(
+        self,
+        topic: str,
+        model: LoadedModel,
+        probabilities: Any,
+        batch: Any,
+        records: Sequence[Any],
+        scored_at: str,
+        follow_sources: bool,
+        futures: list[Any],
+    ) -> None:
+        """Send `model`'s prediction of each valid row of `batch` to `topic`, keyed by the
+        transaction id (on its source's partition when `follow_sources`); add the futures."""
         assert self.producer is not None
-        s = self.settings
-        started = time.perf_counter()
-        batch = validate_messages(decode_all([r.value for r in records]))
-        probabilities = model.predict(batch.features)
-        self.metrics.scoring_duration.observe(time.perf_counter() - started)
-
         send = self.producer.send
-        futures: list[Any] = []
-        scored_at = utc_now_iso()
         threshold, name, version = model.threshold, model.name, model.version
         for position, tx_id, probability in zip(
             batch.index, batch.transaction_ids, probabilities.tolist(), strict=True
@@ -299,12 +297,32 @@ class StreamScorer:
             )
             futures.append(
                 send(
-                    s.topic_predictions,
+                    topic,
                     value=value,
                     key=tx_id.encode(),
-                    partition=self._prediction_partition(record.partition),
+                    partition=record.partition if follow_sources else None,
                 )
             )
+
+    def score_batch(
+        self, records: Sequence[Any], model: LoadedModel, shadow: LoadedModel | None = None
+    ) -> tuple[BatchResult, list[Any], list[Any]]:
+        """Validate, score and send one batch (and shadow-score it with `shadow`); return the
+        send futures to wait on: production's, and the shadow predictions'."""
+        assert self.producer is not None
+        s = self.settings
+        started = time.perf_counter()
+        batch = validate_messages(decode_all([r.value for r in records]))
+        probabilities = model.predict(batch.features)
+        self.metrics.scoring_duration.observe(time.perf_counter() - started)
+
+        send = self.producer.send
+        futures: list[Any] = []
+        scored_at = utc_now_iso()
+        self._send_predictions(
+            s.topic_predictions, model, probabilities, batch, records, scored_at,
+            self._predictions_follow_sources(), futures,
+        )  # fmt: skip
         for rejection in batch.rejections:
             record = records[rejection.index]
             headers = dead_letter_headers(
@@ -318,7 +336,7 @@ class StreamScorer:
             [] if shadow is None else self._send_shadow(shadow, records, batch, scored_at)
         )
 
-        self.metrics.record_scores(probabilities, threshold)
+        self.metrics.record_scores(probabilities, model.threshold)
         for rejection in batch.rejections:
             self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
         if batch.unknown_fields:
@@ -390,37 +408,14 @@ class StreamScorer:
         except Exception as exc:
             self._shadow_failed("score", shadow.version, exc)
             return []
-        send = self.producer.send
-        topic = self.settings.topic_shadow_predictions
-        same_partitioning = self._shadow_same_partitioning
-        threshold, name, version = shadow.threshold, shadow.name, shadow.version
         futures: list[Any] = []
         try:
-            for position, tx_id, probability in zip(
-                batch.index, batch.transaction_ids, probabilities.tolist(), strict=True
-            ):
-                record = records[position]
-                value = encode_prediction(
-                    transaction_id=tx_id,
-                    probability=probability,
-                    threshold=threshold,
-                    model_name=name,
-                    model_version=version,
-                    scored_at=scored_at,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
-                futures.append(
-                    send(
-                        topic,
-                        value=value,
-                        key=tx_id.encode(),
-                        partition=record.partition if same_partitioning else None,
-                    )
-                )
+            self._send_predictions(
+                self.settings.topic_shadow_predictions, shadow, probabilities, batch, records,
+                scored_at, bool(self._shadow_same_partitioning), futures,
+            )  # fmt: skip
         except Exception as exc:  # e.g. the producer's buffer full, a probability not a float
-            self._shadow_failed("send", version, exc)
+            self._shadow_failed("send", shadow.version, exc)
         if futures:
             assert self.metrics.shadow is not None
             self.metrics.shadow.predictions.inc(len(futures))

@@ -9,7 +9,7 @@ from cli.app import app
 
 COMMANDS = [
     "models", "promote", "mlflow", "score", "monitor", "api", "replay", "tail", "kafka", "up",
-    "down", "status",
+    "down", "status", "label", "compare",
 ]  # fmt: skip
 
 

@@ -129,6 +129,7 @@ def test_replayed_labels_give_the_pipelines_test_figures_for_both_versions(
         in metrics
     )
     assert 'fraud_labels_total{result="joined"}' in metrics
+    check_a_broken_label_goes_to_the_label_dead_letters(env, monitor)
 
 
 def test_fraud_label_sends_one_label_by_the_contract(env: dict[str, str], tmp_path: Path) -> None:
@@ -153,12 +154,10 @@ def test_fraud_label_sends_one_label_by_the_contract(env: dict[str, str], tmp_pa
     assert label.transaction_id == "tx-chargeback-1"
 
 
-def test_a_label_that_breaks_the_contract_goes_to_the_label_dead_letters(
-    env: dict[str, str], services: list[Any], tmp_path: Path
+def check_a_broken_label_goes_to_the_label_dead_letters(
+    env: dict[str, str], monitor: Monitor
 ) -> None:
-    monitor = Monitor(env, tmp_path / "monitor.log", cwd=tmp_path).start()
-    services.append(monitor)
-    wait_until(lambda: "live performance: joining" in monitor.log(), 90, "the live reader")
+    """A label that breaks the contract goes to labels.dlq with the reason, and is counted."""
     bad = b'{"transaction_id": "tx-1", "is_fraud": "yes", "labelled_at": "2026-12-01T10:00:00Z"}'
     producer = KafkaProducer(bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"], acks="all")
     try:

@@ -197,13 +197,12 @@ def assert_shadow_matches(
     return duplicates
 
 
-# The reliability tests run with and without shadow scoring (challenger version 2).
-SHADOW = pytest.mark.parametrize("shadow", [False, True], ids=["plain", "shadow"])
-
-
-def shadow_options(shadow: bool, challenger: Callable[[str], None]) -> list[str]:
-    if not shadow:
-        return []
+# The reliability tests below (kill -9 in both modes, broker restart in both, rebalance) run with
+# shadow scoring on (challenger version 2): production's accounting is checked as without it,
+# and every valid input's shadow prediction too. Without shadow scoring the scorer runs the same
+# code less the shadow sends; the other tests here (every offset, alias move, stops, registry
+# faults) run it that way.
+def shadow_options(challenger: Callable[[str], None]) -> list[str]:
     challenger("2")
     return ["--shadow"]
 
@@ -439,7 +438,6 @@ def test_a_challenger_that_fails_to_load_leaves_production_scoring_alone(
     assert_committed_to_the_end(env)
 
 
-@SHADOW
 def test_kill_9_mid_stream_loses_nothing(
     env: dict[str, str],
     registry: RegistryServer,
@@ -447,9 +445,8 @@ def test_kill_9_mid_stream_loses_nothing(
     scorers: list[Scorer],
     tmp_path: Path,
     challenger: Callable[[str], None],
-    shadow: bool,
 ) -> None:
-    options = shadow_options(shadow, challenger)
+    options = shadow_options(challenger)
     first = new_scorer(scorers, env, tmp_path, *options)
     first.wait_ready()
     background = Background(env, source, rate=2_000)
@@ -463,13 +460,11 @@ def test_kill_9_mid_stream_loses_nothing(
     duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=True)
     assert_scores_match(sent, outputs, registry)
     print(f"kill -9, at-least-once: {duplicates} duplicate predictions of {sent.sent}")
-    if shadow:
-        repeated = check_shadow(env, sent, registry, allow_duplicates=True)
-        print(f"  and {repeated} duplicate shadow predictions")
+    repeated = check_shadow(env, sent, registry, allow_duplicates=True)
+    print(f"  and {repeated} duplicate shadow predictions")
     assert second.terminate() == 0
 
 
-@SHADOW
 def test_exactly_once_mode_has_no_duplicates_after_kill_9(
     env: dict[str, str],
     registry: RegistryServer,
@@ -477,9 +472,8 @@ def test_exactly_once_mode_has_no_duplicates_after_kill_9(
     scorers: list[Scorer],
     tmp_path: Path,
     challenger: Callable[[str], None],
-    shadow: bool,
 ) -> None:
-    options = ["--exactly-once", *shadow_options(shadow, challenger)]
+    options = ["--exactly-once", *shadow_options(challenger)]
     first = new_scorer(scorers, env, tmp_path, *options)
     first.wait_ready()
     background = Background(env, source, rate=2_000)
@@ -492,12 +486,11 @@ def test_exactly_once_mode_has_no_duplicates_after_kill_9(
 
     check_exactly_once_accounting(sent.records, outputs, allow_duplicates=False)
     assert_scores_match(sent, outputs, registry)
-    if shadow:  # in the batch's transaction: each exactly once too
-        check_shadow(env, sent, registry, allow_duplicates=False)
+    # in the batch's transaction: each exactly once too
+    check_shadow(env, sent, registry, allow_duplicates=False)
     assert second.terminate() == 0
 
 
-@SHADOW
 @pytest.mark.parametrize("mode", [[], ["--exactly-once"]], ids=["at-least-once", "exactly-once"])
 def test_broker_restart_mid_stream_loses_nothing(
     env: dict[str, str],
@@ -508,9 +501,8 @@ def test_broker_restart_mid_stream_loses_nothing(
     kafka_broker: Any,
     mode: list[str],
     challenger: Callable[[str], None],
-    shadow: bool,
 ) -> None:
-    scorer = new_scorer(scorers, env, tmp_path, *mode, *shadow_options(shadow, challenger))
+    scorer = new_scorer(scorers, env, tmp_path, *mode, *shadow_options(challenger))
     scorer.wait_ready()
     background = Background(env, source, rate=2_000)
     wait_for(lambda: scorer.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
@@ -521,14 +513,12 @@ def test_broker_restart_mid_stream_loses_nothing(
     duplicates = check_exactly_once_accounting(sent.records, outputs, allow_duplicates=not mode)
     assert_scores_match(sent, outputs, registry)
     print(f"broker restart, {mode or 'at-least-once'}: {duplicates} duplicates of {sent.sent}")
-    if shadow:
-        repeated = check_shadow(env, sent, registry, allow_duplicates=not mode)
-        print(f"  and {repeated} duplicate shadow predictions")
+    repeated = check_shadow(env, sent, registry, allow_duplicates=not mode)
+    print(f"  and {repeated} duplicate shadow predictions")
     assert scorer.process is not None and scorer.process.poll() is None, scorer.log()
     assert scorer.terminate() == 0
 
 
-@SHADOW
 def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     env: dict[str, str],
     registry: RegistryServer,
@@ -536,9 +526,8 @@ def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     scorers: list[Scorer],
     tmp_path: Path,
     challenger: Callable[[str], None],
-    shadow: bool,
 ) -> None:
-    options = shadow_options(shadow, challenger)
+    options = shadow_options(challenger)
     group = [new_scorer(scorers, env, tmp_path, "--instance", str(i), *options) for i in range(3)]
     for scorer in group:
         scorer.wait_ready()
@@ -557,8 +546,7 @@ def test_scorers_in_one_group_share_partitions_and_survive_a_rebalance(
     consumed = [s.metric("fraud_transactions_consumed_total") for s in group[1:]]
     assert all(c > 0 for c in consumed), f"every remaining scorer took partitions: {consumed}"
     print(f"scale-out with a member leaving: {duplicates} duplicates of {sent.sent}")
-    if shadow:
-        check_shadow(env, sent, registry, allow_duplicates=True)
+    check_shadow(env, sent, registry, allow_duplicates=True)
     for scorer in group[1:]:
         assert scorer.terminate() == 0
     assert_committed_to_the_end(env)

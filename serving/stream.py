@@ -150,7 +150,9 @@ class StreamScorer:
         self.stop_event = StopEvent(settings.scorer_shutdown_seconds)
         # What the last stop left for the next scorer to read again (None: not stopped yet).
         self.left_uncommitted: int | None = None
-        self._broker_reachable = True  # as last logged
+        # As last logged; None until the group coordinator was first reached, so that finding
+        # it at start is not taken for an outage.
+        self._broker_reachable: bool | None = None
         self._same_partitioning: bool | None = None
         self.consumer: KafkaConsumer | None = None
         # Acknowledged offsets are committed asynchronously after each batch and synchronously
@@ -619,6 +621,9 @@ class StreamScorer:
     def _note_broker(self, reachable: bool) -> None:
         """One log line when the broker goes away or comes back (kafka-python's own lines are
         held to warnings, see cli.app)."""
+        if self._broker_reachable is None:
+            self._broker_reachable = True if reachable else None
+            return
         if reachable != self._broker_reachable:
             self._broker_reachable = reachable
             if reachable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -576,75 +577,126 @@ STOPPED = re.compile(
 )
 
 
-@pytest.mark.parametrize(
-    ("broker", "mode"),
-    [("up", []), ("down", []), ("down", ["--exactly-once"])],
-    ids=["broker-up", "broker-down", "broker-down-exactly-once"],
-)
-def test_a_stop_keeps_to_its_budget_says_what_is_left_and_loses_nothing(
+BUDGET = 6.0  # FRAUD_SCORER_SHUTDOWN_SECONDS in the stop tests
+
+
+class Stream:
+    """A scorer consuming a replay at 2,000 tx/s on topics of its own (`env`)."""
+
+    def __init__(
+        self, scorers: list[Scorer], env: dict[str, str], source: Path, tmp_path: Path, *mode: str
+    ) -> None:
+        self.env, self.mode, self.scorers, self.tmp_path = env, list(mode), scorers, tmp_path
+        self.scorer = new_scorer(
+            scorers, env, tmp_path, *mode, FRAUD_SCORER_SHUTDOWN_SECONDS=str(BUDGET)
+        )
+        self.scorer.wait_ready()
+        self.replayer = subprocess.Popen(
+            [FRAUD, "replay", str(source), "--rate", "2000", "--limit", "40000"],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def consuming(self) -> bool:
+        return self.scorer.metric("fraud_transactions_consumed_total") >= 3_000
+
+    def stop(self, started: float | None = None) -> tuple[int | None, float]:
+        """SIGTERM (unless sent at `started`); the exit code and the seconds since then (an
+        upper bound when another stop was waited for first)."""
+        started = time.monotonic() if started is None else started
+        code = self.scorer.terminate(timeout=60)
+        return code, time.monotonic() - started
+
+    def end_replay(self) -> None:
+        self.replayer.kill()
+        self.replayer.wait()
+
+    def left(self, code: int | None, took: float, broker_down: bool) -> int:
+        """Check the stopped scorer's exit and log; what it says it left uncommitted."""
+        log = self.scorer.log()
+        print(f"stop, broker {'down' if broker_down else 'up'} {self.mode}: {took:.2f} s")
+        assert code == 0, log
+        assert took < BUDGET + 0.5, f"the stop took {took:.1f} s"  # + the interpreter's exit
+        assert "Traceback" not in log, log
+        kafka_lines = [line for line in log.splitlines() if " kafka." in line]
+        assert not [line for line in kafka_lines if " ERROR " in line], log
+        if broker_down:  # one line of ours when it went away; kafka-python's, each once
+            assert log.count("does not answer; not consuming until it does") == 1, log
+            assert len(kafka_lines) <= 12, log
+        stopped = STOPPED.search(log.rstrip().splitlines()[-1])
+        assert stopped, log
+        return int(stopped[2] or 0)
+
+    def check_after_restart(self, left: int) -> None:
+        """A new scorer leaves no offset without an output; only what the first left
+        uncommitted may have been scored twice (never, in exactly-once mode)."""
+        second = new_scorer(self.scorers, self.env, self.tmp_path, *self.mode)
+        second.wait_ready()
+        ends = end_offsets(self.env)
+        outputs = read_outputs(self.env, expected=sum(ends.values()), timeout=120)
+        seen = outputs.sources()
+        missing = {(p, o) for p, end in ends.items() for o in range(end)} - set(seen)
+        assert not missing, f"{len(missing)} offsets have no output, e.g. {sorted(missing)[:5]}"
+        duplicates = sum(count - 1 for count in seen.values())
+        print(f"  {left} left uncommitted, {duplicates} scored twice of {sum(ends.values())}")
+        assert duplicates <= left
+        if self.mode:
+            assert duplicates == 0
+        assert second.terminate() == 0
+        assert second.log().rstrip().endswith("stopped cleanly, offsets committed")
+
+
+def test_a_stop_with_the_broker_up_commits_everything_and_says_so(
+    env: dict[str, str], source: Path, scorers: list[Scorer], tmp_path: Path
+) -> None:
+    stream = Stream(scorers, env, source, tmp_path)
+    try:
+        wait_for(stream.consuming, 60, "3,000 consumed")
+        code, took = stream.stop()
+    finally:
+        stream.end_replay()
+    left = stream.left(code, took, broker_down=False)
+    assert left == 0
+    stream.check_after_restart(left)
+
+
+def test_a_stop_with_the_broker_down_keeps_to_its_budget_and_loses_nothing(
     env: dict[str, str],
-    registry: RegistryServer,
+    kafka_broker: Any,
     source: Path,
     scorers: list[Scorer],
     tmp_path: Path,
-    kafka_broker: Any,
-    broker: str,
-    mode: list[str],
 ) -> None:
-    """SIGTERM mid-stream, with the broker up or gone: the scorer exits 0 within
-    FRAUD_SCORER_SHUTDOWN_SECONDS, its last line says whether offsets were committed or how
-    many transactions come again, and a new scorer then leaves no offset without an output."""
-    budget = 8.0
-    first = new_scorer(scorers, env, tmp_path, *mode, FRAUD_SCORER_SHUTDOWN_SECONDS=str(budget))
-    first.wait_ready()
-    replayer = subprocess.Popen(
-        [FRAUD, "replay", str(source), "--rate", "2000", "--limit", "40000"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    """One outage, an at-least-once and an exactly-once scorer (each on topics of its own):
+    SIGTERM with the broker gone ends within FRAUD_SCORER_SHUTDOWN_SECONDS, exit 0, the last
+    line saying what comes again, and after a restart nothing is lost."""
+    topics = make_topics(kafka_broker.bootstrap)
+    other = {
+        **env,
+        **topics,
+        "FRAUD_SCORER_GROUP_ID": f"scorer-{topics['FRAUD_TOPIC_TRANSACTIONS']}",
+    }
+    streams = [
+        Stream(scorers, env, source, tmp_path),
+        Stream(scorers, other, source, tmp_path, "--exactly-once"),
+    ]
     try:
-        wait_for(lambda: first.metric("fraud_transactions_consumed_total") >= 3_000, 60, "3,000")
-        if broker == "down":
-            kafka_broker.stop()
-            wait_for(lambda: ready_reason(first) == "broker_unreachable", 30, "not ready")
+        wait_for(lambda: all(s.consuming() for s in streams), 60, "3,000 consumed by each")
+        kafka_broker.stop()
+        wait_for(
+            lambda: all(ready_reason(s.scorer) == "broker_unreachable" for s in streams),
+            30,
+            "both /ready to say broker_unreachable",
+        )
         started = time.monotonic()
-        code = first.terminate(timeout=60)
-        took = time.monotonic() - started
+        for stream in streams:
+            stream.scorer.signal(signal.SIGTERM)
+        stopped = [stream.stop(started) for stream in streams]
     finally:
-        replayer.kill()
-        replayer.wait()
-        if broker == "down":
-            kafka_broker.start()
-    print(f"stop with the broker {broker} {mode}: {took:.2f} s (budget {budget:g} s)")
-    log = first.log()
-    assert code == 0, log
-    assert took < budget + 0.5, f"the stop took {took:.1f} s"  # + the interpreter's exit
-    assert "Traceback" not in log, log
-    kafka_lines = [line for line in log.splitlines() if " kafka." in line]
-    assert not [line for line in kafka_lines if " ERROR " in line], log
-    if broker == "down":  # one line of ours when it went away; kafka-python's, each once
-        assert log.count("does not answer; not consuming until it does") == 1, log
-        assert len(kafka_lines) <= 12, log
-    stopped = STOPPED.search(log.rstrip().splitlines()[-1])
-    assert stopped, log
-    left = int(stopped[2] or 0)
-    if broker == "up":
-        assert left == 0, log
-
-    second = new_scorer(scorers, env, tmp_path, *mode)
-    second.wait_ready()
-    ends = end_offsets(env)
-    outputs = read_outputs(env, expected=sum(ends.values()), timeout=120)
-    seen = outputs.sources()
-    missing = {(p, o) for p, end in ends.items() for o in range(end)} - set(seen)
-    assert not missing, f"{len(missing)} offsets have no output, e.g. {sorted(missing)[:5]}"
-    duplicates = sum(count - 1 for count in seen.values())
-    print(f"  {left} left uncommitted, {duplicates} scored twice of {sum(ends.values())}")
-    # Only what the first scorer left uncommitted can have been scored twice.
-    assert duplicates <= left
-    if mode:
-        assert duplicates == 0
-    assert second.terminate() == 0
-    assert second.log().rstrip().endswith("stopped cleanly, offsets committed")
+        for stream in streams:
+            stream.end_replay()
+        kafka_broker.start()
+    for stream, (code, took) in zip(streams, stopped, strict=True):
+        stream.check_after_restart(stream.left(code, took, broker_down=True))
 
 
 def test_a_scorer_started_without_a_broker_is_not_ready(

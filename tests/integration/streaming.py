@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,20 +42,25 @@ class Outputs:
         return seen
 
 
-def read_outputs(env: dict[str, str], expected: int, timeout: float = 120) -> Outputs:
-    """Read predictions and dead letters (committed only) until `expected` distinct inputs
-    are covered or `timeout` passes; then drain a moment longer to catch duplicates."""
-    settings = settings_from(env)
+def read_until_covered(
+    env: dict[str, str],
+    topics: list[str],
+    source_of: Callable[[Any], tuple[int, int]],
+    expected: int,
+    timeout: float,
+) -> list[Any]:
+    """Every committed record of `topics` until `expected` distinct inputs (`source_of` a
+    record: its input's partition and offset) are covered or `timeout` passes; then a moment
+    longer, to catch duplicates."""
     consumer = KafkaConsumer(
-        settings.topic_predictions,
-        settings.topic_dead_letters,
-        bootstrap_servers=settings.kafka_bootstrap,
+        *topics,
+        bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"],
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
-    outputs = Outputs([], [])
+    records: list[Any] = []
     covered: set[tuple[int, int]] = set()
     deadline = time.monotonic() + timeout
     settle_until: float | None = None
@@ -64,20 +70,35 @@ def read_outputs(env: dict[str, str], expected: int, timeout: float = 120) -> Ou
                 break
             for batch in consumer.poll(timeout_ms=300).values():
                 for record in batch:
-                    if record.topic == settings.topic_predictions:
-                        value = orjson.loads(record.value)
-                        outputs.predictions.append(value)
-                        covered.add((value["source"]["partition"], value["source"]["offset"]))
-                    else:
-                        outputs.dead_letters.append(record)
-                        headers = {k: v.decode() for k, v in record.headers}
-                        covered.add(
-                            (int(headers["source.partition"]), int(headers["source.offset"]))
-                        )
+                    records.append(record)
+                    covered.add(source_of(record))
             if len(covered) >= expected and settle_until is None:
                 settle_until = time.monotonic() + 2.0
     finally:
         consumer.close()
+    return records
+
+
+def _source(record: Any) -> tuple[int, int]:
+    """The input of a prediction (from its value) or of a dead letter (from its headers)."""
+    if not record.headers:
+        value = orjson.loads(record.value)
+        return (value["source"]["partition"], value["source"]["offset"])
+    headers = {k: v.decode() for k, v in record.headers}
+    return (int(headers["source.partition"]), int(headers["source.offset"]))
+
+
+def read_outputs(env: dict[str, str], expected: int, timeout: float = 120) -> Outputs:
+    """Predictions and dead letters (committed only) until `expected` distinct inputs are
+    covered (read_until_covered)."""
+    settings = settings_from(env)
+    topics = [settings.topic_predictions, settings.topic_dead_letters]
+    outputs = Outputs([], [])
+    for record in read_until_covered(env, topics, _source, expected, timeout):
+        if record.topic == settings.topic_predictions:
+            outputs.predictions.append(orjson.loads(record.value))
+        else:
+            outputs.dead_letters.append(record)
     return outputs
 
 
@@ -93,35 +114,11 @@ class ShadowPrediction:
 
 
 def read_shadow(env: dict[str, str], expected: int, timeout: float = 120) -> list[ShadowPrediction]:
-    """Read the shadow predictions (committed only) until `expected` distinct inputs are covered
-    or `timeout` passes; then drain a moment longer to catch duplicates."""
-    consumer = KafkaConsumer(
-        env["FRAUD_TOPIC_SHADOW_PREDICTIONS"],
-        bootstrap_servers=env["FRAUD_KAFKA_BOOTSTRAP"],
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    found: list[ShadowPrediction] = []
-    covered: set[tuple[int, int]] = set()
-    deadline = time.monotonic() + timeout
-    settle_until: float | None = None
-    try:
-        while time.monotonic() < deadline:
-            if settle_until is not None and time.monotonic() > settle_until:
-                break
-            for batch in consumer.poll(timeout_ms=300).values():
-                for record in batch:
-                    value = orjson.loads(record.value)
-                    shadow = ShadowPrediction(record.partition, record.key, value)
-                    found.append(shadow)
-                    covered.add(shadow.source)
-            if len(covered) >= expected and settle_until is None:
-                settle_until = time.monotonic() + 2.0
-    finally:
-        consumer.close()
-    return found
+    """The shadow predictions (committed only) until `expected` distinct inputs are covered
+    (read_until_covered)."""
+    topics = [env["FRAUD_TOPIC_SHADOW_PREDICTIONS"]]
+    records = read_until_covered(env, topics, _source, expected, timeout)
+    return [ShadowPrediction(r.partition, r.key, orjson.loads(r.value)) for r in records]
 
 
 def topic_size(env: dict[str, str], variable: str) -> int:

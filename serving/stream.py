@@ -204,6 +204,10 @@ class StreamScorer:
         self.producer = KafkaProducer(**producer_options)
         if s.scorer_exactly_once:
             self.producer.init_transactions()
+        # The output topic's metadata now rather than in the first batch, which would wait a
+        # round trip for it (0.1 s measured) with its records growing older.
+        self._same_partitioning = None
+        self._predictions_follow_sources()
 
     def _rejoin(self) -> bool:
         """Replace the consumer and producer with new ones that join the group afresh."""
@@ -313,10 +317,15 @@ class StreamScorer:
         send futures to wait on: production's, and the shadow predictions'."""
         assert self.producer is not None
         s = self.settings
+        stages = self.metrics.stages
         started = time.perf_counter()
         batch = validate_messages(decode_all([r.value for r in records]))
+        decoded = time.perf_counter()
         probabilities = model.predict(batch.features)
-        self.metrics.scoring_duration.observe(time.perf_counter() - started)
+        predicted = time.perf_counter()
+        stages["decode"].observe(decoded - started)
+        stages["predict"].observe(predicted - decoded)
+        self.metrics.scoring_duration.observe(predicted - started)
 
         send = self.producer.send
         futures: list[Any] = []
@@ -339,6 +348,7 @@ class StreamScorer:
         )
 
         self.metrics.record_scores(probabilities, model.threshold)
+        stages["send"].observe(time.perf_counter() - predicted)
         for rejection in batch.rejections:
             self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
         if batch.unknown_fields:
@@ -499,12 +509,15 @@ class StreamScorer:
         assert model is not None, "the scorer only consumes once a model is loaded"
         challenger = self.challenger  # None unless shadow scoring is on
         shadow = None if challenger is None else self._shadow_model(challenger, model)
+        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
+        self.metrics.oldest_record_age.observe(max(0.0, time.time() - stamps.min() / 1000.0))
         batch = self.offsets.begin(records)
         eos = self.settings.scorer_exactly_once
         try:
             if eos:
                 self.producer.begin_transaction()
             result, futures, shadow_futures = self.score_batch(records, model, shadow)
+            sent = time.perf_counter()
             if eos:
                 manager = self.producer._transaction_manager
                 self._await_transaction(
@@ -522,7 +535,9 @@ class StreamScorer:
                 self._abort()
             self._rewind(batch)
             raise SendFailedError(str(exc)) from exc
-        self._observe_latency(records)
+        acknowledged_at = time.perf_counter()
+        self.metrics.stages["ack"].observe(acknowledged_at - sent)
+        self._observe_latency(stamps)
         if not eos:
             # Asynchronous, so the next poll does not wait a round trip: these offsets are
             # acknowledged already; a commit that fails is covered by the next one, and stopping
@@ -533,6 +548,7 @@ class StreamScorer:
         self.metrics.consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         self._update_lag(batch)
+        self.metrics.stages["commit"].observe(time.perf_counter() - acknowledged_at)
         return result
 
     def _await_transaction(self, result: Any, what: str) -> None:
@@ -589,9 +605,9 @@ class StreamScorer:
                     return
                 time.sleep(0.5)
 
-    def _observe_latency(self, records: Sequence[Any]) -> None:
+    def _observe_latency(self, stamps: np.ndarray[Any, np.dtype[np.float64]]) -> None:
+        """End-to-end latency of a batch whose records have these timestamps (ms)."""
         now_ms = time.time() * 1000.0
-        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
         self.metrics.end_to_end_latency.observe_many((now_ms - stamps) / 1000.0)
 
     def _update_lag(self, batch: Batch) -> None:
@@ -685,6 +701,7 @@ class StreamScorer:
         failing_since: float | None = None
         try:
             while not self.stop_event.is_set():
+                polling = time.perf_counter()
                 try:
                     polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
                 except KafkaError as exc:
@@ -704,6 +721,7 @@ class StreamScorer:
                     if self.rebalance.stuck(self.consumer) and not self._rejoin():
                         break
                     continue
+                self.metrics.stages["poll"].observe(time.perf_counter() - polling)
                 try:
                     self.process(records)
                     failing_since = None

@@ -25,6 +25,7 @@ from serving.instruments import (
     BATCH_BUCKETS,
     LATENCY_BUCKETS,
     PROBABILITY_BUCKETS,
+    STAGES,
     ApiMetrics,
     BatchHistogram,
     ScorerMetrics,
@@ -519,3 +520,37 @@ def test_unacknowledged_shadow_predictions_are_counted_not_retried() -> None:
     _, futures, shadow_futures = scorer.score_batch(records(5), model, shadow)
     with pytest.raises(SendFailedError):
         scorer._await_acks(futures, shadow_futures)
+
+
+# --- where a batch's time goes (fraud_stage_duration_seconds) -----------------------------------
+
+
+def stage_counts(metrics: ScorerMetrics) -> dict[str, float | None]:
+    return {
+        stage: metrics.registry.get_sample_value(
+            "fraud_stage_duration_seconds_count", {"stage": stage}
+        )
+        for stage in STAGES
+    }
+
+
+def test_every_stage_has_a_series_from_the_start() -> None:
+    """A dashboard's per-stage query finds each stage before its first batch."""
+    metrics = ScorerMetrics()
+    assert stage_counts(metrics) == dict.fromkeys(STAGES, 0.0)
+    assert metrics.registry.get_sample_value("fraud_oldest_record_age_seconds_count") == 0
+
+
+def test_scoring_a_batch_times_decode_predict_and_send_once_each() -> None:
+    scorer = shadow_scorer(FakeProducer(), None)
+    model = scorer.holder.current
+    assert model is not None
+    scorer.score_batch(records(20, bad=2), model)
+    counts = stage_counts(scorer.metrics)
+    assert counts == {"poll": 0, "decode": 1, "predict": 1, "send": 1, "ack": 0, "commit": 0}
+    total = scorer.metrics.registry.get_sample_value("fraud_scoring_duration_seconds_sum")
+    parts = [
+        scorer.metrics.registry.get_sample_value("fraud_stage_duration_seconds_sum", {"stage": s})
+        for s in ("decode", "predict")
+    ]
+    assert total == pytest.approx(sum(p or 0.0 for p in parts))  # the same two intervals

@@ -39,3 +39,13 @@ def test_the_window_reopens_and_other_loggers_pass_untouched() -> None:
     assert ours.levelno == logging.ERROR and ours.exc_info is not None
     other = record("kafkaesque", logging.ERROR, "not kafka-python's")
     assert noise.filter(other) and other.levelno == logging.ERROR
+
+
+def test_a_message_formatted_before_logging_counts_once_whatever_its_figures() -> None:
+    noise = KafkaNoise(window_seconds=60)
+    slow = "Task <kafka.net.selector.Task object at {}> ran for {}s (>0.100s threshold)."
+    assert noise.filter(record("kafka.net.selector", logging.WARNING, slow.format("0x7f6a", 0.875)))
+    assert not noise.filter(
+        record("kafka.net.selector", logging.WARNING, slow.format("0x7f6b", 5.204))
+    )
+    assert noise.filter(record("kafka.net.selector", logging.WARNING, "Another message 1"))

@@ -90,7 +90,7 @@ bench-train: install ## time the full pipeline (fetch excluded) on the real data
 	$(BIN)/python -m benchmarks.bench_train
 
 bench-stream: install kafka-jars ## scorer drain rate, latency and the old consumer, own broker
-	$(BIN)/python -m benchmarks.bench_stream
+	$(BIN)/python -m benchmarks.bench_stream $(BENCH_ARGS)
 
 bench-api: install system-deps $(VEGETA) ## REST API: saturation (wrk), fixed rates (vegeta), batches
 	$(BIN)/python -m benchmarks.bench_api --vegeta $(VEGETA)

@@ -16,6 +16,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +54,6 @@ DRAIN_MESSAGES = 200_000
 LATENCY_RATE = 2000.0
 LATENCY_SECONDS = 20
 FLOOR_MESSAGES = 100_000
-FLOOR_LATENCY_SECONDS = 10
 BASELINE_MAX_MESSAGES = 20_000
 BASELINE_MAX_SECONDS = 60.0
 
@@ -60,6 +61,7 @@ TARGET_DRAIN_TPS = 25_000.0
 TARGET_RATIO = 30.0
 TARGET_P99_MS = 25.0
 TARGET_SHADOW_CPU_RATIO = 1.6  # scorer CPU per transaction, shadow scoring on / off
+TARGET_TAIL_RATIO = 2.0  # scorer's median p99 / the lowest bare-client p99 of the same run
 
 # Upper bounds on every wait, so the benchmark always ends (and stops what it started).
 READY_TIMEOUT = 180.0
@@ -101,6 +103,46 @@ def scorer_view(samples: list[Sample]) -> dict[str, float | None]:
         "mean_scoring_ms": mean("fraud_scoring_duration_seconds", 1000.0),
         "mean_end_to_end_ms": mean("fraud_end_to_end_latency_seconds", 1000.0),
     }
+
+
+def rate_of(timestamps_ms: Sequence[float]) -> float | None:
+    """Records per second over the span of their timestamps (ms)."""
+    span = max(timestamps_ms) - min(timestamps_ms) if len(timestamps_ms) > 1 else 0.0
+    return round((len(timestamps_ms) - 1) / span * 1000.0, 1) if span else None
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Prometheus's histogram_quantile on one histogram's cumulative (le, count) buckets:
+    linear within the bucket the quantile falls in; the highest finite edge if beyond it."""
+    buckets = sorted(buckets)
+    total = buckets[-1][1] if buckets else 0.0
+    if not total:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for edge, count in buckets:
+        if count >= rank:
+            if edge == float("inf"):
+                return lower
+            return lower + (edge - lower) * (rank - below) / (count - below)
+        lower, below = edge, count
+    return lower
+
+
+def stage_p99s(samples: list[Sample]) -> dict[str, float | None]:
+    """p99 in ms of each stage of the scorer's loop (fraud_stage_duration_seconds{stage}) and
+    of the oldest record's age when a batch's scoring starts, from the scorer's histograms."""
+    from serving.instruments import STAGES
+
+    def p99(name: str, **labels: str) -> float | None:
+        buckets = [
+            (float(s.labels["le"]), s.value) for s in samples
+            if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())
+        ]  # fmt: skip
+        value = histogram_quantile(0.99, buckets)
+        return None if value is None else round(value * 1000.0, 2)
+
+    figures = {stage: p99("fraud_stage_duration_seconds", stage=stage) for stage in STAGES}
+    return figures | {"oldest_record_age": p99("fraud_oldest_record_age_seconds")}
 
 
 # -- what the broker says ----------------------------------------------------------------------
@@ -165,6 +207,20 @@ def wait_group_assigned(bootstrap: str, group: str, members: int, topic: str) ->
         return harness.wait_until(assigned, STALL_SECONDS, f"group {group} to own {topic}")
     except HarnessError as exc:
         raise StallError(f"no Stable assignment of every partition: {exc}") from None
+    finally:
+        admin.close()
+
+
+def stamp_on_append(bootstrap: str, topic: str) -> None:
+    """Have the broker stamp `topic`'s records with their append time (LogAppendTime): a
+    prediction's timestamp is then when it became readable downstream, not when the scorer
+    handed it to its producer, so the wait for it to be written counts too."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-stream-config")
+    try:
+        config = {"message.timestamp.type": "LogAppendTime"}
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=config)])
     finally:
         admin.close()
 
@@ -439,15 +495,45 @@ class Bench:
             "log_issues": harness.log_issues("\n".join(s.log() for s in scorers)),
         }
 
-    def latency(self, label: str, with_monitor: bool = False) -> dict[str, Any]:
+    def offered_load(self, topics: Mapping[str, str], label: str) -> dict[str, float]:
+        """LATENCY_RATE transactions a second for LATENCY_SECONDS from `fraud replay`, in a
+        process of its own: the same load generator for the scorer and the bare client, whose
+        pauses never come from this process's (larger) heap."""
+        sent = int(LATENCY_RATE * LATENCY_SECONDS)
+        task = self.task(f"{label}: {LATENCY_RATE:.0f} tx/s for {LATENCY_SECONDS} s", sent)
+        command = [
+            harness.FRAUD,
+            "replay",
+            str(SOURCE),
+            "--rate",
+            str(LATENCY_RATE),
+            "--limit",
+            str(sent),
+        ]
+        began = time.perf_counter()
+        try:
+            code = harness.run_bounded(
+                command, self.logs / f"{label}-replay.log", LATENCY_SECONDS + 60,
+                {**os.environ, **topics},
+                tick=lambda elapsed: self.progress.update(task, completed=elapsed * LATENCY_RATE),
+            )  # fmt: skip
+        finally:
+            self.progress.remove_task(task)
+        if code != 0:
+            raise HarnessError(f"{label}: fraud replay exited with {code}, see {label}-replay.log")
+        seconds = time.perf_counter() - began
+        return {"sent": sent, "seconds": round(seconds, 3), "rate": round(sent / seconds, 1)}
+
+    def latency(
+        self, label: str, with_monitor: bool = False, env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """End-to-end latency at LATENCY_RATE; with `fraud monitor` reading the same topics
         all along when `with_monitor`."""
-        from serving.replay import replay
-
         topics = self.topics(label)
+        stamp_on_append(self.bootstrap, topics[PREDICTIONS])
         monitor = self.start_monitor(topics, label) if with_monitor else None
         monitor_cpu0 = harness.cpu_seconds(monitor.pid) if monitor else 0.0
-        scorers = self.start_scorers(topics, 1, label)
+        scorers = self.start_scorers(topics, 1, label, env)
         scorer, sent = scorers[0], int(LATENCY_RATE * LATENCY_SECONDS)
         monitored: dict[str, Any] | None = None
         try:
@@ -459,14 +545,7 @@ class Bench:
                 joined = wait_group_assigned(self.bootstrap, group, 1, transactions)
             except StallError as exc:
                 raise StallError(str(exc), scorers) from None
-            task = self.task(f"{label}: {LATENCY_RATE:.0f} tx/s for {LATENCY_SECONDS} s", sent)
-            try:
-                summary = replay(
-                    SOURCE, settings=harness.kafka_settings(topics), rate=LATENCY_RATE,
-                    limit=sent, progress=lambda n: self.progress.advance(task, n),
-                )  # fmt: skip
-            finally:
-                self.progress.remove_task(task)
+            load = self.offered_load(topics, label)
             deadline = time.monotonic() + 120.0
             while (consumed := scorer.metric("fraud_transactions_consumed_total")) < sent:
                 if time.monotonic() > deadline:
@@ -492,6 +571,8 @@ class Bench:
         latency_of: dict[tuple[int, int], int] = {}
         duplicates = 0
         for record in predictions:
+            if record.timestamp_type != 1:
+                raise HarnessError(f"{predictions_topic} records are not LogAppendTime-stamped")
             source = orjson.loads(record.value)["source"]
             key = (int(source["partition"]), int(source["offset"]))
             if key in latency_of:
@@ -502,23 +583,20 @@ class Bench:
         sent_at = np.array([c for c, _ in matched], dtype=np.float64)
         latencies = np.array([v for _, v in matched], dtype=np.float64)
         first = float(sent_at.min()) if sent_at.size else 0.0
-        span_ms = float(sent_at.max()) - first if sent_at.size else 0.0
         return {
             "offered_rate_target": LATENCY_RATE,
-            "sent": summary.sent,
-            "replay_seconds": round(summary.seconds, 3),
-            "achieved_offered_rate": round(summary.sent / summary.seconds, 1),
-            "achieved_rate_from_timestamps": round((len(created) - 1) / span_ms * 1000.0, 1)
-            if span_ms
-            else None,
+            "sent": sent,
+            "replay_process_seconds": load["seconds"],
+            "achieved_offered_rate": rate_of(list(created.values())),
             "group_join_wait_seconds": round(joined, 2),
             "predictions_read": len(predictions),
             "matched": len(latency_of),
-            "matched_equals_sent": len(latency_of) == summary.sent,
+            "matched_equals_sent": len(latency_of) == sent,
             "duplicate_predictions": duplicates,
             "dead_letters_total": sample_total(samples, "fraud_dead_letters_total"),
             "model_versions_scored": versions_scored([samples]),
             "scorer_view": scorer_view(samples),
+            "stage_p99_ms": stage_p99s(samples),
             "all": percentiles(latencies),
             "after_first_second": percentiles(latencies[sent_at >= first + 1000.0]),
             "exit_codes": codes,
@@ -529,8 +607,9 @@ class Bench:
     def client_floor(self, label: str) -> dict[str, Any]:
         """kafka-python with no scoring at all: (a) prediction-sized records one producer,
         configured as the scorer's, gets acknowledged per second; (b) the latency from a
-        replayed transaction's timestamp to a plain consumer receiving it at 2,000 tx/s."""
-        from kafka import KafkaConsumer, KafkaProducer
+        transaction's timestamp to a bare consumer (its own process) receiving it, under the
+        scorer's load: `fraud replay` at LATENCY_RATE for LATENCY_SECONDS."""
+        from kafka import KafkaProducer
 
         from serving.messages import encode_prediction
 
@@ -557,35 +636,33 @@ class Bench:
             failed = sum(1 for f in futures if not f.succeeded())
         finally:
             producer.close()
-
-        consumer = KafkaConsumer(
-            topics[TRANSACTIONS], bootstrap_servers=self.bootstrap, group_id=None,
-            auto_offset_reset="latest", enable_auto_commit=False,
-        )  # fmt: skip
-        sent = int(LATENCY_RATE * FLOOR_LATENCY_SECONDS)
-        latencies: list[float] = []
+        sent = int(LATENCY_RATE * LATENCY_SECONDS)
+        received = self.logs / f"{label}-bare-consumer.txt"
+        command = [
+            sys.executable, "-m", "benchmarks.bare_consumer", "--bootstrap", self.bootstrap,
+            "--topic", topics[TRANSACTIONS], "--count", str(sent), "--out", str(received),
+            "--timeout", str(LATENCY_SECONDS + 90),
+        ]  # fmt: skip
+        log = self.logs / f"{label}-bare-consumer.log"
+        with log.open("wb") as out:
+            consumer = subprocess.Popen(
+                command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
         try:
-            deadline = time.monotonic() + 30
-            while not consumer.assignment() and time.monotonic() < deadline:
-                consumer.poll(timeout_ms=100)
-            consumer.poll(timeout_ms=500)  # positions at the end before anything is sent
-            command = [harness.FRAUD, "replay", str(SOURCE), "--rate", str(LATENCY_RATE)]
-            env = {**os.environ, **topics}
-
-            def receive(_elapsed: float) -> None:
-                for batch in consumer.poll(timeout_ms=100).values():
-                    now_ms = time.time() * 1000.0
-                    latencies.extend(now_ms - r.timestamp for r in batch)
-
-            harness.run_bounded(
-                [*command, "--limit", str(sent)], self.logs / f"{label}-replay.log",
-                FLOOR_LATENCY_SECONDS + 60, env, tick=receive, poll=0.0,
+            harness.wait_until(
+                lambda: consumer.poll() is not None or "ready" in log.read_text(), 60.0,
+                "the bare consumer to be ready", poll=0.05,
             )  # fmt: skip
-            deadline = time.monotonic() + 30
-            while len(latencies) < sent and time.monotonic() < deadline:
-                receive(0.0)
+            if consumer.poll() is None:
+                self.offered_load(topics, label)
+            code = consumer.wait(timeout=LATENCY_SECONDS + 120)
         finally:
-            consumer.close()
+            if consumer.poll() is None:
+                consumer.kill()
+                consumer.wait(timeout=30)
+        if code != 0:
+            raise HarnessError(f"{label}: the bare consumer exited with {code}: {log.read_text()}")
+        latencies = [float(line) for line in received.read_text().split()]
         return {
             "producer_records": FLOOR_MESSAGES,
             "producer_failed": failed,
@@ -781,6 +858,18 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
         )
     if any("shadow" in run for run in runs):
         medians |= shadow_medians(runs)
+    floors = [r["client_floor"]["transport"]["p99_ms"] for r in runs]
+    medians["kafka_python_transport_p99_ms_lowest"] = lowest = min(floors)
+    medians["tail_ratio"] = round(medians["latency_p99_ms"] / lowest, 2)
+    stages = runs[0]["latency"]["stage_p99_ms"]
+    medians["stage_p99_ms"] = {s: over_runs("latency", "stage_p99_ms", s) for s in stages}
+    if any("compare" in run for run in runs):
+        medians["compare"] = {
+            "commit": runs[0]["compare"]["commit"],
+            "drain_tps": over_runs("compare", "drain", "drain_tps"),
+            **{f"latency_{key}": over_runs("compare", "latency", "all", key)
+               for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
+        }  # fmt: skip
     return medians | {
         "latency_achieved_offered_rate": over_runs("latency", "achieved_offered_rate"),
         "baseline_rate_tps": over_runs("baseline", "rate_tps"),
@@ -792,10 +881,35 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
     }
 
 
+def tail_targets(medians: dict[str, Any]) -> dict[str, Any]:
+    """The scorer's tail against the bare client's best run, and against the compared commit."""
+    p99, floor = medians["latency_p99_ms"], medians["kafka_python_transport_p99_ms_lowest"]
+    found = {
+        "p99_vs_bare_client": {
+            "target": f"scorer median p99 <= {TARGET_TAIL_RATIO:g} × the lowest bare-client p99",
+            "measured": medians["tail_ratio"], "scorer_p99_ms": p99, "lowest_bare_p99_ms": floor,
+            "met": medians["tail_ratio"] <= TARGET_TAIL_RATIO,
+        },
+    }  # fmt: skip
+    compare = medians.get("compare")
+    if compare:
+        p50, before_p50 = medians["latency_p50_ms"], compare["latency_p50_ms"]
+        drain, before_drain = medians["drain_tps"]["1"], compare["drain_tps"]
+        found["p50_vs_compared"] = {
+            "target": f"p50 not above {compare['commit']}'s", "measured": p50,
+            "compared": before_p50, "met": p50 <= before_p50,
+        }  # fmt: skip
+        found["drain_vs_compared"] = {
+            "target": f"drain (1 scorer) not below {compare['commit']}'s", "measured": drain,
+            "compared": before_drain, "met": drain >= before_drain,
+        }  # fmt: skip
+    return found
+
+
 def targets(medians: dict[str, Any]) -> dict[str, Any]:
     drain, ratio, p99 = medians["drain_tps"]["1"], medians["ratio"], medians["latency_p99_ms"]
     shadow = {"shadow_cpu_ratio": shadow_target(medians)} if "shadow_cpu_ratio" in medians else {}
-    return shadow | {
+    return shadow | tail_targets(medians) | {
         "drain_tps": {"target": f">= {TARGET_DRAIN_TPS:.0f} (1 scorer)", "measured": drain,
                       "met": drain >= TARGET_DRAIN_TPS},
         "ratio": {"target": f">= {TARGET_RATIO:.0f}", "measured": ratio,
@@ -806,12 +920,59 @@ def targets(medians: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Compared:
+    """Another commit's scorer (`--compare REV`): its tree unpacked from git, run with the same
+    environment and interpreter, its code first on the path."""
+
+    commit: str
+    tree: Path
+
+    @classmethod
+    def unpack(cls, revision: str, folder: Path) -> Compared:
+        def git(*args: str) -> bytes:
+            found = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False)
+            if found.returncode != 0:
+                raise HarnessError(f"git {' '.join(args)}: {found.stderr.decode().strip()}")
+            return found.stdout
+
+        commit = git("rev-parse", "--short", f"{revision}^{{commit}}").decode().strip()
+        folder.mkdir(parents=True)
+        archive = folder.with_suffix(".tar")
+        archive.write_bytes(git("archive", "--format=tar", commit))
+        subprocess.run(["tar", "-xf", str(archive), "-C", str(folder)], check=True)
+        archive.unlink()
+        return cls(commit, folder)
+
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.tree)}
+
+
+def measure_compared(
+    bench: Bench, source: Mapping[str, str], number: int, compared: Compared,
+    incidents: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """The compared commit's scorer: the 1-scorer drain of the same preload, and latency."""
+    env = compared.env()
+    drain = functools.partial(bench.drain, source, 1, env=env)
+    result: dict[str, Any] = {"commit": compared.commit}
+    result["drain"] = measured(f"r{number}-compare-drain", drain, incidents)
+    latency = functools.partial(bench.latency, env=env)
+    result["latency"] = lat = measured(f"r{number}-compare-latency", latency, incidents)
+    console.print(
+        f"run {number}: {compared.commit}: drain {result['drain']['drain_tps']:,.0f} tx/s; "
+        f"latency p50 {lat['all']['p50_ms']} p99 {lat['all']['p99_ms']} ms"
+    )
+    return result
+
+
 def run_once(
     bench: Bench, number: int, counts: list[int], baseline: Callable[[str], dict[str, Any]],
-    shadow: ShadowRegistry | None,
+    shadow: ShadowRegistry | None, compared: Compared | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
     """One repetition: the drains (each count of scorers, then shadow scoring off and on),
-    latency, baseline and client floor."""
+    latency, the compared commit's drain and latency (before ours in even runs, after in odd
+    ones), baseline and client floor."""
     run: dict[str, Any] = {"run": number, "drain": {}}
     incidents: list[dict[str, Any]] = []
     # One preload per run, read by each drain with a fresh group and fresh output topics: the
@@ -835,14 +996,20 @@ def run_once(
         )
     if shadow is not None:
         run["shadow"] = shadow_pair(bench, source, number, shadow, incidents)
+    if compared is not None and number % 2 == 0:
+        run["compare"] = measure_compared(bench, source, number, compared, incidents)
     run["latency"] = lat = measured(f"r{number}-latency", bench.latency, incidents)
+    if compared is not None and number % 2 == 1:
+        run["compare"] = measure_compared(bench, source, number, compared, incidents)
     run["baseline"] = base = baseline(f"r{number}-baseline")
     run["ratio"] = round(run["drain"]["1"]["drain_tps"] / base["rate_tps"], 1)
     run["client_floor"] = floor = bench.client_floor(f"r{number}-floor")
     console.print(
-        f"run {number}: latency p50 {lat['all']['p50_ms']} p99 {lat['all']['p99_ms']} ms at "
-        f"{lat['achieved_offered_rate']} tx/s; baseline {base['rate_tps']} tx/s, ratio "
-        f"{run['ratio']}; kafka-python producer {floor['producer_tps']:,.0f} records/s"
+        f"run {number}: latency p50 {lat['all']['p50_ms']} p99 {lat['all']['p99_ms']} max "
+        f"{lat['all']['max_ms']} ms at {lat['achieved_offered_rate']} tx/s; bare client p99 "
+        f"{floor['transport']['p99_ms']} ms; stage p99s {lat['stage_p99_ms']} ms; baseline "
+        f"{base['rate_tps']} tx/s, ratio {run['ratio']}; kafka-python producer "
+        f"{floor['producer_tps']:,.0f} records/s"
     )
     return run, incidents
 
@@ -858,6 +1025,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
     profile = model_call_profile(model_file)
     console.print(f"baseline model calls (predict + predict_proba, one row): {profile}")
     shadow, shadow_skipped = shadow_registry(model, workdir)
+    compared = Compared.unpack(args.compare, workdir / "compare") if args.compare else None
     runs: list[dict[str, Any]] = []
     incidents: list[dict[str, Any]] = []
     broker = harness.KafkaBroker.on_free_ports(workdir / "kafka")
@@ -869,7 +1037,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
             console.print(f"Kafka broker pid {bench.broker_pid} on {broker.bootstrap}")
             for number in range(1, args.runs + 1):
                 baseline = functools.partial(bench.baseline, classifier=classifier)
-                run, found = run_once(bench, number, counts, baseline, shadow)
+                run, found = run_once(bench, number, counts, baseline, shadow, compared)
                 runs.append(run)
                 incidents.extend(found)
                 progress.advance(overall)
@@ -900,6 +1068,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
             "latency_rate": LATENCY_RATE, "latency_seconds": LATENCY_SECONDS,
             "baseline_max_messages": BASELINE_MAX_MESSAGES,
             "baseline_max_seconds": BASELINE_MAX_SECONDS, "source": str(SOURCE.relative_to(ROOT)),
+            "compare": compared.commit if compared else None,
         },
         "shadow": shadow_settings(shadow, shadow_skipped),
         "baseline_model_calls": profile,
@@ -987,6 +1156,11 @@ def main() -> None:
     parser.add_argument(
         "--log-dir", type=Path, default=None,
         help="Keep the scorers' logs here (default: a temporary directory, removed).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compare", metavar="REV", default=None,
+        help="Also measure the scorer of this git revision (drain with 1 scorer, latency) in "
+        "each run, alternating the order with this tree's; its figures go under `compare`.",
     )  # fmt: skip
     parser.add_argument(
         "--shadow-only", action="store_true",

@@ -12,12 +12,14 @@ import argparse
 import dataclasses
 import functools
 import importlib.metadata
+import io
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -495,10 +497,10 @@ class Bench:
             "log_issues": harness.log_issues("\n".join(s.log() for s in scorers)),
         }
 
-    def offered_load(self, topics: Mapping[str, str], label: str) -> dict[str, float]:
+    def offered_load(self, topics: Mapping[str, str], label: str) -> float:
         """LATENCY_RATE transactions a second for LATENCY_SECONDS from `fraud replay`, in a
         process of its own: the same load generator for the scorer and the bare client, whose
-        pauses never come from this process's (larger) heap."""
+        pauses never come from this process's (larger) heap. The seconds the process ran."""
         sent = int(LATENCY_RATE * LATENCY_SECONDS)
         task = self.task(f"{label}: {LATENCY_RATE:.0f} tx/s for {LATENCY_SECONDS} s", sent)
         command = [
@@ -521,8 +523,7 @@ class Bench:
             self.progress.remove_task(task)
         if code != 0:
             raise HarnessError(f"{label}: fraud replay exited with {code}, see {label}-replay.log")
-        seconds = time.perf_counter() - began
-        return {"sent": sent, "seconds": round(seconds, 3), "rate": round(sent / seconds, 1)}
+        return round(time.perf_counter() - began, 3)
 
     def latency(
         self, label: str, with_monitor: bool = False, env: Mapping[str, str] | None = None
@@ -545,7 +546,7 @@ class Bench:
                 joined = wait_group_assigned(self.bootstrap, group, 1, transactions)
             except StallError as exc:
                 raise StallError(str(exc), scorers) from None
-            load = self.offered_load(topics, label)
+            load_seconds = self.offered_load(topics, label)
             deadline = time.monotonic() + 120.0
             while (consumed := scorer.metric("fraud_transactions_consumed_total")) < sent:
                 if time.monotonic() > deadline:
@@ -586,7 +587,7 @@ class Bench:
         return {
             "offered_rate_target": LATENCY_RATE,
             "sent": sent,
-            "replay_process_seconds": load["seconds"],
+            "replay_process_seconds": load_seconds,
             "achieved_offered_rate": rate_of(list(created.values())),
             "group_join_wait_seconds": round(joined, 2),
             "predictions_read": len(predictions),
@@ -937,11 +938,8 @@ class Compared:
             return found.stdout
 
         commit = git("rev-parse", "--short", f"{revision}^{{commit}}").decode().strip()
-        folder.mkdir(parents=True)
-        archive = folder.with_suffix(".tar")
-        archive.write_bytes(git("archive", "--format=tar", commit))
-        subprocess.run(["tar", "-xf", str(archive), "-C", str(folder)], check=True)
-        archive.unlink()
+        with tarfile.open(fileobj=io.BytesIO(git("archive", "--format=tar", commit))) as tree:
+            tree.extractall(folder, filter="data")
         return cls(commit, folder)
 
     def env(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ import importlib.metadata
 import io
 import json
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -46,6 +47,7 @@ from tests.harness import (
 )
 
 SOURCE = ROOT / "data/processed/test.parquet"
+CPU_LINE = "cpu seconds from ready to the last record: "  # benchmarks/bare_consumer.py says it
 OUT = ROOT / "reports/bench/stream.json"
 OUT_SHADOW = ROOT / "reports/bench/stream-shadow.json"
 PARTITIONS = 3
@@ -148,6 +150,28 @@ def stage_p99s(samples: list[Sample]) -> dict[str, float | None]:
 
 
 # -- what the broker says ----------------------------------------------------------------------
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in jiffies, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields)
+    return total - fields[3] - fields[4], total  # less idle and iowait
+
+
+def children_cpu_seconds() -> float:
+    """utime + stime of this process's children that ended and were waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class Load:
+    """One run of the offered load: how long the generator ran, and where the CPU went
+    meanwhile (`machine_busy_pct` of all cores; the others in % of one core)."""
+
+    seconds: float
+    cpu: dict[str, float]
 
 
 def kafka_version() -> str:
@@ -497,10 +521,11 @@ class Bench:
             "log_issues": harness.log_issues("\n".join(s.log() for s in scorers)),
         }
 
-    def offered_load(self, topics: Mapping[str, str], label: str) -> float:
+    def offered_load(self, topics: Mapping[str, str], label: str) -> Load:
         """LATENCY_RATE transactions a second for LATENCY_SECONDS from `fraud replay`, in a
         process of its own: the same load generator for the scorer and the bare client, whose
-        pauses never come from this process's (larger) heap. The seconds the process ran."""
+        pauses never come from this process's (larger) heap. How long it ran, and the CPU the
+        machine, the broker and the generator (the only child that ends meanwhile) spent."""
         sent = int(LATENCY_RATE * LATENCY_SECONDS)
         task = self.task(f"{label}: {LATENCY_RATE:.0f} tx/s for {LATENCY_SECONDS} s", sent)
         command = [
@@ -512,6 +537,8 @@ class Bench:
             "--limit",
             str(sent),
         ]
+        machine0, broker0 = machine_jiffies(), harness.cpu_seconds(self.broker_pid)
+        generator0 = children_cpu_seconds()
         began = time.perf_counter()
         try:
             code = harness.run_bounded(
@@ -523,7 +550,14 @@ class Bench:
             self.progress.remove_task(task)
         if code != 0:
             raise HarnessError(f"{label}: fraud replay exited with {code}, see {label}-replay.log")
-        return round(time.perf_counter() - began, 3)
+        seconds = time.perf_counter() - began
+        (busy0, total0), (busy1, total1) = machine0, machine_jiffies()
+        cpu = {
+            "machine_busy_pct": 100 * (busy1 - busy0) / max(1, total1 - total0),
+            "broker_core_pct": 100 * (harness.cpu_seconds(self.broker_pid) - broker0) / seconds,
+            "generator_core_pct": 100 * (children_cpu_seconds() - generator0) / seconds,
+        }
+        return Load(round(seconds, 3), {k: round(v, 1) for k, v in cpu.items()})
 
     def latency(
         self, label: str, with_monitor: bool = False, env: Mapping[str, str] | None = None
@@ -546,7 +580,8 @@ class Bench:
                 joined = wait_group_assigned(self.bootstrap, group, 1, transactions)
             except StallError as exc:
                 raise StallError(str(exc), scorers) from None
-            load_seconds = self.offered_load(topics, label)
+            scorer_cpu0 = harness.cpu_seconds(scorer.pid)
+            load = self.offered_load(topics, label)
             deadline = time.monotonic() + 120.0
             while (consumed := scorer.metric("fraud_transactions_consumed_total")) < sent:
                 if time.monotonic() > deadline:
@@ -554,6 +589,7 @@ class Bench:
                         f"{label}: {consumed:.0f} of {sent} consumed in 120 s", scorers
                     )
                 time.sleep(0.1)
+            scorer_cpu = harness.cpu_seconds(scorer.pid) - scorer_cpu0
             samples = scorer.samples()
             monitored = self.monitor_view(monitor, monitor_cpu0) if monitor else None
         finally:
@@ -587,7 +623,9 @@ class Bench:
         return {
             "offered_rate_target": LATENCY_RATE,
             "sent": sent,
-            "replay_process_seconds": load_seconds,
+            "replay_process_seconds": load.seconds,
+            # The reader's share counts until it consumed the last transaction (< 0.2 s more).
+            "cpu": {**load.cpu, "reader_core_pct": round(100 * scorer_cpu / load.seconds, 1)},
             "achieved_offered_rate": rate_of(list(created.values())),
             "group_join_wait_seconds": round(joined, 2),
             "predictions_read": len(predictions),
@@ -654,8 +692,7 @@ class Bench:
                 lambda: consumer.poll() is not None or "ready" in log.read_text(), 60.0,
                 "the bare consumer to be ready", poll=0.05,
             )  # fmt: skip
-            if consumer.poll() is None:
-                self.offered_load(topics, label)
+            load = None if consumer.poll() is not None else self.offered_load(topics, label)
             code = consumer.wait(timeout=LATENCY_SECONDS + 120)
         finally:
             if consumer.poll() is None:
@@ -664,7 +701,13 @@ class Bench:
         if code != 0:
             raise HarnessError(f"{label}: the bare consumer exited with {code}: {log.read_text()}")
         latencies = [float(line) for line in received.read_text().split()]
+        assert load is not None  # the consumer exited 0, so the load ran
+        said = [line for line in log.read_text().splitlines() if line.startswith(CPU_LINE)]
+        if not said:
+            raise HarnessError(f"{label}: the bare consumer did not say its CPU time: {log}")
+        reader_cpu = float(said[-1].removeprefix(CPU_LINE))
         return {
+            "cpu": {**load.cpu, "reader_core_pct": round(100 * reader_cpu / load.seconds, 1)},
             "producer_records": FLOOR_MESSAGES,
             "producer_failed": failed,
             "producer_tps": round(FLOOR_MESSAGES / seconds, 1),
@@ -862,6 +905,10 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
     floors = [r["client_floor"]["transport"]["p99_ms"] for r in runs]
     medians["kafka_python_transport_p99_ms_lowest"] = lowest = min(floors)
     medians["tail_ratio"] = round(medians["latency_p99_ms"] / lowest, 2)
+    medians["cpu_during_load"] = {
+        where: {k: over_runs(*path, "cpu", k) for k in runs[0][path[0]]["cpu"]}
+        for where, path in (("scorer", ("latency",)), ("bare_client", ("client_floor",)))
+    }
     stages = runs[0]["latency"]["stage_p99_ms"]
     medians["stage_p99_ms"] = {s: over_runs("latency", "stage_p99_ms", s) for s in stages}
     if any("compare" in run for run in runs):
@@ -1005,7 +1052,9 @@ def run_once(
     console.print(
         f"run {number}: latency p50 {lat['all']['p50_ms']} p99 {lat['all']['p99_ms']} max "
         f"{lat['all']['max_ms']} ms at {lat['achieved_offered_rate']} tx/s; bare client p99 "
-        f"{floor['transport']['p99_ms']} ms; stage p99s {lat['stage_p99_ms']} ms; baseline "
+        f"{floor['transport']['p99_ms']} ms; stage p99s {lat['stage_p99_ms']} ms; CPU busy "
+        f"{lat['cpu']['machine_busy_pct']}% with the scorer, {floor['cpu']['machine_busy_pct']}% "
+        f"with the bare client; baseline "
         f"{base['rate_tps']} tx/s, ratio {run['ratio']}; kafka-python producer "
         f"{floor['producer_tps']:,.0f} records/s"
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from prometheus_client.samples import Sample
 
-from benchmarks.bench_stream import histogram_quantile, rate_of, stage_p99s
+from benchmarks.bench_stream import histogram_quantile, machine_jiffies, rate_of, stage_p99s
 from serving.instruments import STAGES, ScorerMetrics
 
 
@@ -44,3 +46,13 @@ def test_stage_p99s_reads_each_stage_from_the_scorer_s_exposition() -> None:
 def test_rate_of_timestamps() -> None:
     assert rate_of([0.0, 500.0, 1000.0]) == 2.0
     assert rate_of([7.0]) is None
+
+
+def test_machine_jiffies_count_busy_time_as_this_process_spins() -> None:
+    busy0, total0 = machine_jiffies()
+    spin_until = time.perf_counter() + 0.1
+    while time.perf_counter() < spin_until:
+        pass
+    busy1, total1 = machine_jiffies()
+    assert 0 <= busy0 <= total0
+    assert busy1 > busy0 and total1 - total0 >= busy1 - busy0

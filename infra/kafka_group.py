@@ -1,9 +1,14 @@
-"""A guard against a consumer-group rebalance that never completes.
+"""Joining a consumer group with kafka-python 3.0 without getting stuck in it.
 
-kafka-python 3.0 can leave a member in a rebalance that never ends (assigned, then revoked,
-never reassigned, or its membership expired while the process was starved of CPU); the member
-then polls forever and reads nothing. A member that is stable without partitions is just idle.
-Both the scorer and the monitor leave and join again when this watch says so.
+kafka-python 3.0 can leave a member in a rebalance that never ends. The way found: a leader
+notes the topics' partitions it assigned before it sends SyncGroup; if the consumer's poll
+times out before the SyncGroup answer, the next poll sees nothing left to rejoin for and never
+finishes that join, and the member polls forever in REBALANCING, reading nothing. A first join
+made before the consumer had the subscribed topics' metadata is always followed by such a
+second join, which is why `subscribe` fetches that metadata first. Memberships can still end
+otherwise (expired while the process was starved of CPU), so both the scorer and the monitor
+also leave and join again when a RebalanceWatch says the group has not been stable for too
+long. A member that is stable without partitions is just idle.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -44,6 +49,17 @@ def connect_until_up(
             close()
             stop_event.wait(RETRY_SECONDS)
     return False
+
+
+def subscribe(consumer: Any, topics: Sequence[str], listener: Any = None) -> None:
+    """Subscribe to `topics`, then fetch the cluster's metadata, so that the group's first join
+    already knows every topic's partitions and is the only one (see the module's docstring).
+    Raises KafkaError naming the first topic that does not exist."""
+    consumer.subscribe(list(topics), listener=listener)
+    consumer.topics()  # one metadata request; the coordinator takes the topics' partitions
+    for topic in topics:
+        if not consumer.partitions_for_topic(topic):
+            raise KafkaError(f"topic {topic} does not exist")
 
 
 def group_unready_reason(consumer: Any) -> str | None:

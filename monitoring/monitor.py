@@ -33,7 +33,12 @@ from kafka.errors import KafkaError
 from prometheus_client import disable_created_metrics
 
 from fraud.drift import Baseline
-from infra.kafka_group import RebalanceWatch, connect_until_up, group_unready_reason
+from infra.kafka_group import (
+    RebalanceWatch,
+    connect_until_up,
+    group_unready_reason,
+    subscribe,
+)
 from infra.metrics_server import MetricsServer
 from infra.settings import ModelSettings, MonitorSettings
 from monitoring import drift
@@ -328,13 +333,10 @@ class DriftMonitor:
             session_timeout_ms=s.monitor_session_timeout_ms,
             heartbeat_interval_ms=max(1, s.monitor_session_timeout_ms // 10),
         )
-        topics = [s.topic_transactions, s.topic_predictions]
-        # Know the topics' partitions before joining (see serving.stream: a first join without
-        # them may leave the member without partitions for a long time).
-        for topic in topics:
-            if not self.consumer.partitions_for_topic(topic):
-                raise KafkaError(f"topic {topic} does not exist")
-        self.consumer.subscribe(topics, listener=_HoldNewPartitions(self))
+        # With the topics' partitions known before the first join (infra.kafka_group).
+        subscribe(
+            self.consumer, [s.topic_transactions, s.topic_predictions], _HoldNewPartitions(self)
+        )
 
     def _connect_until_up(self) -> bool:
         return connect_until_up(

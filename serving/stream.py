@@ -43,7 +43,12 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
-from infra.kafka_group import RebalanceWatch, connect_until_up, group_unready_reason
+from infra.kafka_group import (
+    RebalanceWatch,
+    connect_until_up,
+    group_unready_reason,
+    subscribe,
+)
 from infra.metrics_server import MetricsServer
 from infra.settings import CHALLENGER_ALIAS, ModelSettings, ScorerSettings
 from serving.instruments import ScorerMetrics, ShadowMetrics
@@ -180,11 +185,8 @@ class StreamScorer:
             session_timeout_ms=s.scorer_session_timeout_ms,
             heartbeat_interval_ms=max(1, s.scorer_session_timeout_ms // 3),
         )
-        # Know the topic's partitions before joining: a member whose first join happens without
-        # them is assigned nothing and, with kafka-python 3.0, may not rejoin for a long time.
-        if not self.consumer.partitions_for_topic(s.topic_transactions):
-            raise KafkaError(f"topic {s.topic_transactions} does not exist")
-        self.consumer.subscribe([s.topic_transactions], listener=_LogRebalance(self))
+        # With the topic's partitions known before the first join (infra.kafka_group).
+        subscribe(self.consumer, [s.topic_transactions], _LogRebalance(self))
         producer_options: dict[str, Any] = {
             "bootstrap_servers": s.kafka_bootstrap,
             "client_id": f"fraud-scorer-{s.scorer_instance}",

@@ -267,7 +267,10 @@ def test_a_monitor_behind_by_more_than_a_window_reads_only_the_newest_window(
     def sample_total(samples: Any, outcome: str) -> float:
         return sample_value(samples, "fraud_monitor_transactions_total", f'outcome="{outcome}"')
 
-    wait_until(read_everything, 90, "the backlog read or skipped", poll=0.3)
+    try:
+        wait_until(read_everything, 90, "the backlog read or skipped", poll=0.3)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{monitor.log_tail(30)}") from exc
     samples = monitor.samples()
     windowed, skipped = sample_total(samples, "windowed"), sample_total(samples, "skipped")
     assert WINDOW <= windowed <= WINDOW + 3  # each partition keeps its share, rounded up

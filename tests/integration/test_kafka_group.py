@@ -16,7 +16,7 @@ from tests.harness import new_topics, wait_until
 
 
 def group_consumer(bootstrap: str) -> KafkaConsumer:
-    # The monitor's poll timeout and a short session, as the scorer has.
+    # A short session, as the scorer has; the polls below use the monitor's 200 ms timeout.
     return KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=f"join-{uuid.uuid4().hex[:8]}",

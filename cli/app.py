@@ -296,7 +296,7 @@ def _kafka_settings() -> KafkaSettings:
 
 def _log_config() -> dict[str, Any]:
     """Timestamped lines on stderr; the chatty client libraries only from WARNING up, and
-    kafka-python no higher than that (infra.log_filters)."""
+    the Kafka clients no higher than that (infra.log_filters)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,

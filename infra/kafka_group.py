@@ -1,4 +1,6 @@
-"""Joining a consumer group with kafka-python 3.0 without getting stuck in it.
+"""Joining a consumer group with kafka-python 3.0 without getting stuck in it (the monitor's
+client; the scorer's is librdkafka, see serving.scorer_kafka), and starting against a broker
+that may not be up yet (both).
 
 kafka-python 3.0 can leave a member in a rebalance that never ends. The way found: a leader
 notes the topics' partitions it assigned before it sends SyncGroup; if the consumer's poll
@@ -6,8 +8,8 @@ times out before the SyncGroup answer, the next poll sees nothing left to rejoin
 finishes that join, and the member polls forever in REBALANCING, reading nothing. A first join
 made before the consumer had the subscribed topics' metadata is always followed by such a
 second join, which is why `subscribe` fetches that metadata first. Memberships can still end
-otherwise (expired while the process was starved of CPU), so both the scorer and the monitor
-also leave and join again when a RebalanceWatch says the group has not been stable for too
+otherwise (expired while the process was starved of CPU), so the monitor also leaves and
+joins again when a RebalanceWatch says the group has not been stable for too
 long. A member that is stable without partitions is just idle.
 """
 
@@ -31,15 +33,17 @@ def connect_until_up(
     connect: Callable[[], None],
     close: Callable[[], None],
     log: logging.Logger,
+    errors: tuple[type[Exception], ...] = (KafkaError,),
 ) -> bool:
     """Call `connect` until it succeeds, saying why and retrying every few seconds while the
-    broker (or a topic) is not there yet; `close` drops what a failed try left open. False if
-    a stop came first. The scorer and the monitor both start this way."""
+    broker (or a topic) is not there yet: `connect` raises one of `errors` then (the client
+    library's), and `close` drops what a failed try left open. False if a stop came first. The
+    scorer and the monitor both start this way."""
     while not stop_event.is_set():
         try:
             connect()
             return True
-        except KafkaError as exc:
+        except errors as exc:
             log.warning(
                 "cannot use Kafka at %s (%s); is it running, with its topics? Retrying in %.0f s",
                 bootstrap,

@@ -1,4 +1,7 @@
-"""Holding kafka-python's own logging to warnings, each said once a minute at most.
+"""Holding the Kafka clients' own logging to warnings, each said once a minute at most.
+
+kafka-python logs under "kafka", and the scorer sends librdkafka's lines to "kafka.librdkafka"
+(serving.scorer_kafka), so this filter holds both.
 
 While a broker restarts, kafka-python logs every failed connection, metadata refresh and
 coordinator lookup, at ERROR and with tracebacks: 40 to 110 lines for one restart. The scorer

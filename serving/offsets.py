@@ -3,7 +3,7 @@
 The scorer's promise (DESIGN.md §3) is that every consumed offset yields one prediction or one
 dead letter, and that an offset is committed only once the broker acknowledged everything derived
 from it. This module holds the rules that keep that promise, with no Kafka client in sight, so
-they can be tested on their own; serving.stream converts to and from kafka-python's types.
+they can be tested on their own; serving.scorer_kafka converts to and from the client's types.
 
 The rules:
 - a batch's commit for a partition is the offset after its last record there;
@@ -20,8 +20,8 @@ The rules:
 - a failed batch is retried from its first offsets, on the partitions still assigned that were
   not revoked since it was polled (those restart from the group's committed offset).
 
-Revocations come from the Kafka client's I/O thread, batches from the scoring thread, hence
-the lock.
+Batches and revocations come from the scoring thread (librdkafka calls the rebalance callbacks
+from a poll); the lag is read by the metrics endpoint's thread, hence the lock.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Partition(NamedTuple):
 
 
 class SourceRecord(Protocol):
-    """Where a consumed record came from (kafka-python's ConsumerRecord has these fields)."""
+    """Where a consumed record came from (serving.scorer_kafka.Record has these fields)."""
 
     @property
     def topic(self) -> str: ...

@@ -37,30 +37,40 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
-from kafka.structs import OffsetAndMetadata
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import disable_created_metrics
 
 from fraud.transaction import validate_messages
-from infra.kafka_group import (
-    RebalanceWatch,
-    connect_until_up,
-    group_unready_reason,
-    subscribe,
-)
+from infra.kafka_group import connect_until_up
 from infra.metrics_server import MetricsServer
 from infra.settings import CHALLENGER_ALIAS, ModelSettings, ScorerSettings
 from serving.instruments import ScorerMetrics, ShadowMetrics
 from serving.messages import dead_letter_headers, decode_all, encode_prediction, utc_now_iso
 from serving.model_holder import LoadedModel, ModelHolder, ReloadOutcome
 from serving.offsets import Batch, OffsetTracker, Partition
+from serving.scorer_kafka import (
+    CLIENT_LOG,
+    STATS_INTERVAL_MS,
+    Deliveries,
+    MemberState,
+    Record,
+    missing_topic,
+    partition,
+    partition_ids,
+    poll_batch,
+    topic_partitions,
+)
 
 log = logging.getLogger("fraud.scorer")
 
 
 class SendFailedError(RuntimeError):
-    """The broker did not acknowledge every output of a batch."""
+    """The broker did not acknowledge every output of a batch. `fatal`: the producer cannot be
+    used again (librdkafka's fatal errors, e.g. another scorer took over its transactional id)."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 @dataclass
@@ -72,6 +82,10 @@ class BatchResult:
 
 # How often a missing shadow topic is looked for again (the broker does not create topics).
 SHADOW_TOPIC_RECHECK_SECONDS = 30.0
+# The longest one try of a transaction's step may take, and how much longer it is waited for
+# before the producer is taken for stuck (see StreamScorer._transact).
+TRANSACTION_STEP_SECONDS = 10.0
+STUCK_GRACE_SECONDS = 5.0
 
 
 class ChallengerHolder(ModelHolder):
@@ -155,71 +169,96 @@ class StreamScorer:
         self.stop_event = StopEvent(settings.scorer_shutdown_seconds)
         # What the last stop left for the next scorer to read again (None: not stopped yet).
         self.left_uncommitted: int | None = None
+        # What partitions taken away since the last assignment left uncommitted: their next
+        # owner scores it again (counted in left_uncommitted, when no owner took them yet).
+        self._left_by_revocation = 0
         # As last logged; None until the group coordinator was first reached, so that finding
         # it at start is not taken for an outage.
         self._broker_reachable: bool | None = None
         self._same_partitioning: bool | None = None
-        self.consumer: KafkaConsumer | None = None
+        self.consumer: Consumer | None = None
+        self.member = MemberState()
         # Acknowledged offsets are committed asynchronously after each batch and synchronously
         # when the scorer stops.
         self.offsets = OffsetTracker()
-        # A member out of a stable group for 3 session timeouts leaves and joins again.
-        self.rebalance = RebalanceWatch(3 * settings.scorer_session_timeout_ms / 1000)
-        self.producer: KafkaProducer | None = None
+        self._commit_failures = 0  # commits the coordinator refused, as reported so far
+        self.producer: Producer | None = None
+        self.deliveries = Deliveries()
 
     # -- Kafka clients -------------------------------------------------------------------------
 
     def _connect(self) -> None:
         s = self.settings
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=s.scorer_group_id,
-            client_id=f"fraud-scorer-{s.scorer_instance}",
-            bootstrap_timeout_ms=s.connect_timeout_ms,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=s.scorer_max_batch,
-            # Never read another producer's aborted or open transaction as input.
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            session_timeout_ms=s.scorer_session_timeout_ms,
-            heartbeat_interval_ms=max(1, s.scorer_session_timeout_ms // 3),
+        timeout = s.connect_timeout_ms / 1000
+        client_id = f"fraud-scorer-{s.scorer_instance}"
+        self.member = MemberState()
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": s.kafka_bootstrap,
+                "group.id": s.scorer_group_id,
+                "client.id": client_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                # Never read another producer's aborted or open transaction as input.
+                "isolation.level": "read_committed",
+                "max.partition.fetch.bytes": 4 * 1024 * 1024,
+                # What librdkafka fetches ahead while a batch is scored, at most.
+                "queued.max.messages.kbytes": 16 * 1024,
+                "session.timeout.ms": s.scorer_session_timeout_ms,
+                "heartbeat.interval.ms": max(1, s.scorer_session_timeout_ms // 3),
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self.member.on_stats,
+                "error_cb": self.member.on_error,
+                "on_commit": self._on_commit,
+                "logger": CLIENT_LOG,
+            }
         )
-        # With the topic's partitions known before the first join (infra.kafka_group).
-        subscribe(self.consumer, [s.topic_transactions], _LogRebalance(self))
+        # Raises KafkaException when no broker answers in time.
+        sources = partition_ids(self.consumer, s.topic_transactions, timeout)
+        if not sources:
+            raise missing_topic(s.topic_transactions)
+        self.consumer.subscribe(
+            [s.topic_transactions],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._start_producer()
+        # The output topic's partitions now rather than in the first batch, which would wait a
+        # round trip for them with its records growing older.
+        outputs = partition_ids(self.consumer, s.topic_predictions, timeout)
+        self._same_partitioning = bool(outputs) and outputs == sources
+
+    def _start_producer(self) -> None:
+        """A new producer; in exactly-once mode its transactional id fences any earlier producer
+        of this scorer and aborts the transaction that one left open."""
+        s = self.settings
         producer_options: dict[str, Any] = {
-            "bootstrap_servers": s.kafka_bootstrap,
-            "client_id": f"fraud-scorer-{s.scorer_instance}",
-            "bootstrap_timeout_ms": s.connect_timeout_ms,
+            "bootstrap.servers": s.kafka_bootstrap,
+            "client.id": f"fraud-scorer-{s.scorer_instance}",
             "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": 1,
-            "batch_size": 256 * 1024,
-            "request_timeout_ms": 15_000,
-            "delivery_timeout_ms": 30_000,
+            "enable.idempotence": True,
+            "linger.ms": 1,
+            # Keys to partitions as the Java client and kafka-python hash them.
+            "partitioner": "murmur2_random",
+            # Room for every output of the largest batch: production, dead letters and shadow.
+            "queue.buffering.max.messages": max(100_000, 3 * s.scorer_max_batch),
+            "request.timeout.ms": 15_000,
+            "delivery.timeout.ms": 30_000,
+            "delivery.report.only.error": True,
+            "on_delivery": self.deliveries,
+            "error_cb": self.member.on_error,
+            "logger": CLIENT_LOG,
         }
         if s.scorer_exactly_once:
-            producer_options["transactional_id"] = (
+            producer_options["transactional.id"] = (
                 f"fraud-scorer-{s.scorer_group_id}-{socket.gethostname()}-{s.scorer_instance}"
             )
-            producer_options["transaction_timeout_ms"] = 30_000
-        self.producer = KafkaProducer(**producer_options)
+            producer_options["transaction.timeout.ms"] = 30_000
+        producer = Producer(producer_options)
         if s.scorer_exactly_once:
-            self.producer.init_transactions()
-        # The output topic's metadata now rather than in the first batch, which would wait a
-        # round trip for it (0.1 s measured) with its records growing older.
-        self._same_partitioning = None
-        self._predictions_follow_sources()
-
-    def _rejoin(self) -> bool:
-        """Replace the consumer and producer with new ones that join the group afresh."""
-        log.warning("the group rebalance has not completed; leaving and joining again")
-        self._close()
-        self.offsets.reset()
-        self.show_lag()
-        self.consumer = self.producer = None
-        self.rebalance.reset()
-        return self._connect_until_up()
+            producer.init_transactions(s.connect_timeout_ms / 1000)
+        self.producer = producer
 
     def _connect_until_up(self) -> bool:
         """Connect, retrying while the broker is not up yet; False if a stop came first."""
@@ -229,8 +268,9 @@ class StreamScorer:
             self.consumer = self.producer = None
 
         return connect_until_up(
-            self.stop_event, self.settings.kafka_bootstrap, self._connect, drop, log
-        )
+            self.stop_event, self.settings.kafka_bootstrap, self._connect, drop, log,
+            errors=(KafkaException,),
+        )  # fmt: skip
 
     def _close(self) -> None:
         """Commit what was acknowledged and close both clients, within what is left of the
@@ -246,31 +286,26 @@ class StreamScorer:
             # The last async commits may still be in flight: commit again what this member owns.
             offsets = self.offsets.to_commit_on_close(owned)
             if offsets:
-                self._commit(_kafka_offsets(offsets))
-            self.left_uncommitted = self.offsets.uncommitted(owned)
-            try:
-                self.consumer.close(autocommit=False, timeout_ms=int(min(left(), 10.0) * 1000))
-            except KafkaError as exc:
-                log.warning("closing the consumer: %s", exc)
-        if self.producer is not None:
-            try:
-                self.producer.close(timeout=min(left(), 10.0))
-            except KafkaError:  # unsent records: nothing committed depends on them
-                log.warning("closed the producer with records the broker never acknowledged")
+                self._commit(offsets)
+            self.left_uncommitted = self.offsets.uncommitted(owned) + self._left_by_revocation
+            self._close_consumer(min(left(), 10.0))
+        if self.producer is not None and self.producer.flush(min(left(), 10.0)) > 0:
+            # unsent records: nothing committed depends on them
+            log.warning("closed the producer with records the broker never acknowledged")
+
+    def _close_consumer(self, timeout: float) -> None:
+        """Leave the group and close the consumer, waiting `timeout` seconds at most: with the
+        broker gone librdkafka's close can take longer, and what is left of it ends with the
+        process."""
+        consumer = self.consumer
+        assert consumer is not None
+        closing = threading.Thread(target=consumer.close, name="close-consumer", daemon=True)
+        closing.start()
+        closing.join(timeout)
+        if closing.is_alive():
+            log.warning("the consumer did not leave its group within %.1f s", timeout)
 
     # -- one batch -----------------------------------------------------------------------------
-
-    def _predictions_follow_sources(self) -> bool:
-        """Whether a prediction goes to its source's partition: when both topics have the same
-        count. Transactions are keyed by transaction_id, so this is the partition the key would
-        hash to anyway, without hashing every key in Python."""
-        if self._same_partitioning is None:
-            assert self.producer is not None
-            s = self.settings
-            ins = self.producer.partitions_for(s.topic_transactions)
-            outs = self.producer.partitions_for(s.topic_predictions)
-            self._same_partitioning = bool(ins) and ins == outs
-        return self._same_partitioning
 
     def _send_predictions(
         self,
@@ -278,15 +313,16 @@ class StreamScorer:
         model: LoadedModel,
         probabilities: Any,
         batch: Any,
-        records: Sequence[Any],
+        records: Sequence[Record],
         scored_at: str,
         follow_sources: bool,
-        futures: list[Any],
-    ) -> None:
+    ) -> int:
         """Send `model`'s prediction of each valid row of `batch` to `topic`, keyed by the
-        transaction id (on its source's partition when `follow_sources`); add the futures."""
+        transaction id: on its source's partition when `follow_sources` (both topics have as
+        many partitions, and transactions are keyed by transaction id, so this is the partition
+        the key hashes to anyway, without hashing every key again)."""
         assert self.producer is not None
-        send = self.producer.send
+        produce = self.producer.produce
         threshold, name, version = model.threshold, model.name, model.version
         for position, tx_id, probability in zip(
             batch.index, batch.transaction_ids, probabilities.tolist(), strict=True
@@ -303,20 +339,14 @@ class StreamScorer:
                 partition=record.partition,
                 offset=record.offset,
             )
-            futures.append(
-                send(
-                    topic,
-                    value=value,
-                    key=tx_id.encode(),
-                    partition=record.partition if follow_sources else None,
-                )
-            )
+            produce(topic, value, tx_id.encode(), record.partition if follow_sources else -1)
+        return len(batch.index)
 
     def score_batch(
-        self, records: Sequence[Any], model: LoadedModel, shadow: LoadedModel | None = None
-    ) -> tuple[BatchResult, list[Any], list[Any]]:
-        """Validate, score and send one batch (and shadow-score it with `shadow`); return the
-        send futures to wait on: production's, and the shadow predictions'."""
+        self, records: Sequence[Record], model: LoadedModel, shadow: LoadedModel | None = None
+    ) -> BatchResult:
+        """Validate, score and send one batch (and shadow-score it with `shadow`); what was
+        sent is acknowledged once the producer has nothing in flight (see _await_acks)."""
         assert self.producer is not None
         s = self.settings
         stages = self.metrics.stages
@@ -329,25 +359,21 @@ class StreamScorer:
         stages["predict"].observe(predicted - decoded)
         self.metrics.scoring_duration.observe(predicted - started)
 
-        send = self.producer.send
-        futures: list[Any] = []
         scored_at = utc_now_iso()
         self._send_predictions(
             s.topic_predictions, model, probabilities, batch, records, scored_at,
-            self._predictions_follow_sources(), futures,
+            bool(self._same_partitioning),
         )  # fmt: skip
         for rejection in batch.rejections:
             record = records[rejection.index]
-            headers = dead_letter_headers(
-                rejection, topic=record.topic, partition=record.partition, offset=record.offset
-            )
-            futures.append(
-                send(s.topic_dead_letters, value=record.value, key=record.key, headers=headers)
-            )
+            headers: list[tuple[str, str | bytes | None]] = [
+                *dead_letter_headers(
+                    rejection, topic=record.topic, partition=record.partition, offset=record.offset
+                )
+            ]
+            self.producer.produce(s.topic_dead_letters, record.value, record.key, headers=headers)
 
-        shadow_futures = (
-            [] if shadow is None else self._send_shadow(shadow, records, batch, scored_at)
-        )
+        shadowed = 0 if shadow is None else self._send_shadow(shadow, records, batch, scored_at)
 
         self.metrics.record_scores(probabilities, model.threshold)
         stages["send"].observe(time.perf_counter() - predicted)
@@ -355,8 +381,7 @@ class StreamScorer:
             self.metrics.dead_letters.labels(reason=rejection.reason.value).inc()
         if batch.unknown_fields:
             self.metrics.unknown_fields.inc(batch.unknown_fields)
-        result = BatchResult(len(batch.index), len(batch.rejections), len(shadow_futures))
-        return result, futures, shadow_futures
+        return BatchResult(len(batch.index), len(batch.rejections), shadowed)
 
     # -- shadow scoring ------------------------------------------------------------------------
 
@@ -399,11 +424,12 @@ class StreamScorer:
         self._shadow_topic_checked = now
         assert self.consumer is not None
         s = self.settings
+        timeout = s.connect_timeout_ms / 1000
         try:
-            outs = self.consumer.partitions_for_topic(s.topic_shadow_predictions)
-            ins = self.consumer.partitions_for_topic(s.topic_transactions) if outs else None
-        except KafkaError as exc:
-            outs, ins = None, None
+            outs = partition_ids(self.consumer, s.topic_shadow_predictions, timeout)
+            ins = partition_ids(self.consumer, s.topic_transactions, timeout) if outs else None
+        except KafkaException as exc:
+            outs, ins = set(), None
             log.debug("looking for topic %s failed: %s", s.topic_shadow_predictions, exc)
         if not outs:
             self._shadow_failed("send", "-", f"topic {s.topic_shadow_predictions} does not exist")
@@ -412,34 +438,39 @@ class StreamScorer:
         return True
 
     def _send_shadow(
-        self, shadow: LoadedModel, records: Sequence[Any], batch: Any, scored_at: str
-    ) -> list[Any]:
+        self, shadow: LoadedModel, records: Sequence[Record], batch: Any, scored_at: str
+    ) -> int:
         """Score the batch's valid rows with the challenger and send its predictions, as
-        production's are sent; any failure is counted and logged, and leaves production be."""
+        production's are sent; any failure is counted and logged, and leaves production be.
+        Returns how many were sent."""
         assert self.producer is not None
         try:
             probabilities = shadow.predict(batch.features)
         except Exception as exc:
             self._shadow_failed("score", shadow.version, exc)
-            return []
-        futures: list[Any] = []
+            return 0
+        sent = 0
         try:
-            self._send_predictions(
+            sent = self._send_predictions(
                 self.settings.topic_shadow_predictions, shadow, probabilities, batch, records,
-                scored_at, bool(self._shadow_same_partitioning), futures,
+                scored_at, bool(self._shadow_same_partitioning),
             )  # fmt: skip
         except Exception as exc:  # e.g. the producer's buffer full, a probability not a float
             self._shadow_failed("send", shadow.version, exc)
-        if futures:
+        if sent:
             assert self.metrics.shadow is not None
-            self.metrics.shadow.predictions.inc(len(futures))
-        return futures
+            self.metrics.shadow.predictions.inc(sent)
+        return sent
 
-    def _shadow_failed(self, stage: str, version: str, error: BaseException | str) -> None:
+    def _shadow_failed(
+        self, stage: str, version: str, error: BaseException | KafkaError | str
+    ) -> None:
         """Count a shadow failure; log it the first time this stage, version and kind of error
         come together (a broken challenger must not flood the log batch after batch)."""
         assert self.metrics.shadow is not None
         self.metrics.shadow.failures.labels(stage=stage).inc()
+        if isinstance(error, KafkaError):
+            error = error.str()
         kind = error if isinstance(error, str) else type(error).__name__
         if (stage, version, kind) not in self._shadow_logged:
             self._shadow_logged.add((stage, version, kind))
@@ -465,48 +496,47 @@ class StreamScorer:
 
         return left
 
-    def _await_acks(self, futures: list[Any], shadow_futures: Sequence[Any] = ()) -> None:
-        """Raise SendFailedError unless the broker acknowledged every future.
+    def _await_acks(self) -> None:
+        """Raise SendFailedError unless the broker acknowledged every send since the batch began.
 
-        flush() returns once nothing is in flight, including records that failed; only each
-        future says whether its record was written. It waits in short slices, so that a stop
-        asked meanwhile is kept to its budget. Shadow predictions are waited for too, so the
-        offsets committed next cover them, but their failure is only counted.
+        Waits until nothing is in flight, in short slices, so that a stop asked meanwhile is
+        kept to its budget. Shadow predictions are waited for too, so the offsets committed next
+        cover them, but their failure is only counted.
         """
         assert self.producer is not None
         left = self._time_left()
-        waiting = [*futures, *shadow_futures] if shadow_futures else futures
-        while not all(f.is_done for f in waiting) and left() > 0:
-            try:
-                self.producer.flush(timeout=min(0.25, max(0.0, left())))
-            except KafkaTimeoutError:
-                continue
-        if shadow_futures:
-            lost = [f for f in shadow_futures if not f.is_done or f.failed()]
-            if lost:
-                first = lost[0]
-                error = first.exception if first.is_done else "no acknowledgement in time"
-                self._shadow_failed("send", self._shadow_version or "-", error)
-        failed = [f for f in futures if not f.is_done or f.failed()]
-        if failed:
-            first = failed[0]
-            reason = repr(first.exception) if first.is_done else "no acknowledgement in time"
-            raise SendFailedError(f"{len(failed)} of {len(futures)} sends failed ({reason})")
+        in_flight = self.producer.flush(min(0.25, max(0.0, left())))
+        while in_flight and left() > 0:
+            in_flight = self.producer.flush(min(0.25, max(0.0, left())))
+        failed = dict(self.deliveries.failed)
+        shadow_topic = self.settings.topic_shadow_predictions
+        if failed.pop(shadow_topic, 0):
+            error = self.deliveries.first_error[shadow_topic]
+            self._shadow_failed("send", self._shadow_version or "-", error)
+        if in_flight or failed:
+            reasons = [self.deliveries.first_error[t].str() for t in failed]
+            reason = reasons[0] if reasons else "no acknowledgement in time"
+            count = sum(failed.values()) + in_flight
+            raise SendFailedError(f"{count} sends failed ({reason})")
 
     def _owned(self) -> set[Partition]:
         assert self.consumer is not None
-        return {_partition(tp) for tp in self.consumer.assignment()}
+        return {partition(tp) for tp in self.consumer.assignment()}
 
     def _rewind(self, batch: Batch) -> None:
         """Seek back to the batch's first offsets, to process it again (a partition revoked
         meanwhile is re-read by its new owner, from the group's committed offset)."""
         assert self.consumer is not None
-        for partition, offset in self.offsets.rewind_targets(batch, self._owned()).items():
-            self.consumer.seek(TopicPartition(*partition), offset)
+        targets = self.offsets.rewind_targets(batch, self._owned())
+        for target in topic_partitions(targets):
+            try:
+                self.consumer.seek(target)
+            except KafkaException as exc:  # revoked meanwhile: its next owner re-reads it
+                log.warning("could not rewind %s[%d]: %s", target.topic, target.partition, exc)
 
-    def process(self, records: Sequence[Any]) -> BatchResult:
+    def process(self, records: Sequence[Record]) -> BatchResult:
         """Score and deliver one batch, then commit it; on failure rewind and raise."""
-        assert self.consumer is not None and self.producer is not None
+        assert self.consumer is not None
         model = self.holder.current
         assert model is not None, "the scorer only consumes once a model is loaded"
         challenger = self.challenger  # None unless shadow scoring is on
@@ -515,28 +545,32 @@ class StreamScorer:
         self.metrics.oldest_record_age.observe(max(0.0, time.time() - stamps.min() / 1000.0))
         batch = self.offsets.begin(records)
         eos = self.settings.scorer_exactly_once
+        self.deliveries.reset()
         try:
+            if self.producer is None:  # the last one was given up (see _transact)
+                self._start_producer()
+            producer = self.producer
+            assert producer is not None
             if eos:
-                self.producer.begin_transaction()
-            result, futures, shadow_futures = self.score_batch(records, model, shadow)
+                producer.begin_transaction()
+            result = self.score_batch(records, model, shadow)
             sent = time.perf_counter()
             if eos:
-                manager = self.producer._transaction_manager
-                self._await_transaction(
-                    manager.send_offsets_to_transaction(
-                        _kafka_offsets(batch.next), self.consumer.group_metadata()
-                    ),
+                group = self.consumer.consumer_group_metadata()
+                offsets = topic_partitions(batch.next)
+                self._transact(
+                    lambda t: producer.send_offsets_to_transaction(offsets, group, t),
                     "sending the offsets to the transaction",
                 )
                 # Flushes; fails if any send failed.
-                self._await_transaction(manager.begin_commit(), "committing the transaction")
+                self._transact(producer.commit_transaction, "committing the transaction")
                 self.offsets.committed(batch.next)
-            self._await_acks(futures, shadow_futures)
-        except (KafkaError, SendFailedError) as exc:
+            self._await_acks()
+        except (KafkaException, SendFailedError, BufferError) as exc:
             if eos:
                 self._abort()
             self._rewind(batch)
-            raise SendFailedError(str(exc)) from exc
+            raise _send_failed(exc) from exc
         acknowledged_at = time.perf_counter()
         self.metrics.stages["ack"].observe(acknowledged_at - sent)
         self._observe_latency(stamps)
@@ -546,66 +580,107 @@ class StreamScorer:
             # commits synchronously what was acknowledged.
             acknowledged = self.offsets.acknowledge(batch)
             if acknowledged:  # empty when every partition was revoked meanwhile
-                self.consumer.commit_async(_kafka_offsets(acknowledged), callback=self._on_commit)
+                self.consumer.commit(offsets=topic_partitions(acknowledged), asynchronous=True)
         self.metrics.consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         self._update_lag(batch)
         self.metrics.stages["commit"].observe(time.perf_counter() - acknowledged_at)
         return result
 
-    def _await_transaction(self, result: Any, what: str) -> None:
-        """Wait for one step of a Kafka transaction, giving up at the send deadline.
+    def _transact(self, step: Callable[[float], None], what: str) -> None:
+        """One step of a Kafka transaction, retried while librdkafka says it may be (a timeout,
+        the coordinator moving) until the send deadline; SendFailedError if it fails.
 
-        kafka-python's commit_transaction() and friends wait without a limit, which with the
-        broker gone is forever; these are the same calls with the wait in our hands. A
-        transaction left open is aborted by the broker when this scorer's transactional id
-        starts again, or after the transaction timeout (30 s).
+        Each try runs on a thread of its own, given TRANSACTION_STEP_SECONDS at most and waited
+        for a little longer: after the broker restarts, librdkafka's send_offsets_to_transaction
+        can wait for the group coordinator past its timeout, for good (librdkafka issue 5456).
+        A step that does not come back leaves the producer unusable: it is given up, and the
+        next batch starts a new one, whose transactional id fences it.
         """
-        assert self.producer is not None
-        self.producer._sender.wakeup()
+        producer = self.producer
+        assert producer is not None
         left = self._time_left()
-        # wait() raises the step's error, if it failed
-        while not result.wait(timeout_ms=max(0.0, min(250.0, left() * 1000))):
-            if left() <= 0:
-                raise SendFailedError(f"{what}: no answer from the broker in time")
+        while True:
+            timeout = max(0.1, min(TRANSACTION_STEP_SECONDS, left()))
+            outcome: list[BaseException | None] = []
+
+            def attempt(
+                timeout: float = timeout, outcome: list[BaseException | None] = outcome
+            ) -> None:
+                try:
+                    step(timeout)
+                    outcome.append(None)
+                except BaseException as exc:
+                    outcome.append(exc)
+
+            trying = threading.Thread(target=attempt, name="kafka-transaction", daemon=True)
+            trying.start()
+            started = time.monotonic()
+            while trying.is_alive() and time.monotonic() < started + timeout + STUCK_GRACE_SECONDS:
+                if left() <= 0 and time.monotonic() - started > 0.1:
+                    break  # a stop's budget is spent
+                # Meanwhile serve the producer's reports: a broker gone shows on /ready.
+                producer.poll(0.05)
+            if not outcome:
+                self.producer = None
+                raise SendFailedError(f"{what}: no answer in time; starting a new producer")
+            failure = outcome[0]
+            if failure is None:
+                return
+            if not isinstance(failure, KafkaException):
+                raise failure
+            error = failure.args[0]
+            if error.retriable() and left() > 0:
+                continue
+            raise SendFailedError(f"{what}: {error.str()}", fatal=error.fatal()) from failure
 
     def _abort(self) -> None:
-        assert self.producer is not None
+        if self.producer is None:  # given up: its successor's transactional id aborts it
+            return
         try:
-            self._await_transaction(
-                self.producer._transaction_manager.begin_abort(), "aborting the transaction"
-            )
-        except (KafkaError, SendFailedError) as exc:
-            log.warning("aborting the transaction failed (%s); the broker aborts it", exc)
+            self._transact(self.producer.abort_transaction, "aborting the transaction")
+        except SendFailedError as exc:
+            # Whatever state it is in, a new producer starts clean: its transactional id
+            # aborts what this one left open.
+            log.warning("%s; the next batch starts a new producer", exc)
+            self.producer = None
 
-    def _on_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
-        if isinstance(response, Exception):
-            log.debug("async commit failed (%r); the next commit covers it", response)
-        else:
-            self.offsets.committed({_partition(tp): o.offset for tp, o in offsets.items()})
+    def _on_commit(self, error: KafkaError | None, offsets: list[TopicPartition]) -> None:
+        """librdkafka's report of an offset commit (served in poll, on the scoring thread)."""
+        if error is not None:
+            self._commit_failures += 1
+            log.debug("commit failed (%s); the next commit covers it", error.str())
+            return
+        self.offsets.committed({partition(tp): tp.offset for tp in offsets if tp.error is None})
 
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Commit, retrying while the coordinator is unavailable (e.g. the broker restarts).
+    def _commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit and wait for the broker's answer, within the stop budget (the coordinator may
+        be restarting). Its partitions are paused meanwhile, so the polls that serve the answer
+        return no records.
 
         A rebalance that took the partitions away makes the commit impossible: the new owner
         re-reads those offsets, and their predictions appear twice (at-least-once).
         """
-        assert self.consumer is not None
+        consumer = self.consumer
+        assert consumer is not None
         left = self._time_left(keep=0.1)
-        while True:
-            try:
-                self.consumer.commit(offsets, timeout_ms=int(max(0.1, left()) * 1000))
-                self.offsets.committed({_partition(tp): o.offset for tp, o in offsets.items()})
-                return
-            except CommitFailedError:
-                log.warning("offsets not committed: the group rebalanced; the batch may repeat")
-                return
-            except KafkaError as exc:
-                if left() <= 0:
-                    why = "no answer in time" if isinstance(exc, KafkaTimeoutError) else exc
-                    log.warning("offsets not committed (%s); the batch may repeat", why)
+        refused = self._commit_failures
+        owned = consumer.assignment()
+        consumer.pause(owned)
+        try:
+            consumer.commit(offsets=topic_partitions(offsets), asynchronous=True)
+            while self.offsets.to_commit_on_close(offsets.keys()) and left() > 0:
+                if self._commit_failures > refused:
+                    log.warning("offsets not committed: the group rebalanced; the batch may repeat")
                     return
-                time.sleep(0.5)
+                consumer.poll(min(0.1, max(0.0, left())))
+        except KafkaException as exc:
+            log.warning("offsets not committed (%s); the batch may repeat", exc.args[0].str())
+            return
+        finally:
+            consumer.resume(owned)
+        if self.offsets.to_commit_on_close(offsets.keys()):
+            log.warning("offsets not committed (no answer in time); the batch may repeat")
 
     def _observe_latency(self, stamps: np.ndarray[Any, np.dtype[np.float64]]) -> None:
         """End-to-end latency of a batch whose records have these timestamps (ms)."""
@@ -614,13 +689,57 @@ class StreamScorer:
 
     def _update_lag(self, batch: Batch) -> None:
         assert self.consumer is not None
-        high_waters = {p: self.consumer.highwater(TopicPartition(*p)) for p in batch.next}
+        watermarks = self.consumer.get_watermark_offsets
+        high_waters: dict[Partition, int | None] = {}
+        for p in batch.next:
+            high = watermarks(TopicPartition(*p), cached=True)[1]
+            high_waters[p] = high if high >= 0 else None
         self.offsets.record_lag(batch, high_waters)
         self.show_lag()
 
     def show_lag(self) -> None:
         """Put the lag per owned partition (one input topic) on the consumer-lag gauge."""
         self.metrics.show_lag(lambda: {p.partition: n for p, n in self.offsets.lag.items()})
+
+    # -- the group -----------------------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+        self._left_by_revocation = 0  # whatever was left is being read again by now
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Partitions handed to the group's next assignment: commit what was acknowledged for
+        them first, as Kafka consumers do. librdkafka calls this from a poll, so no batch is in
+        flight; with the coordinator gone the commit fails at once and the rest is counted."""
+        partitions = {partition(tp) for tp in revoked}
+        acknowledged = self.offsets.to_commit_on_close(partitions)
+        if acknowledged:
+            try:
+                done = consumer.commit(offsets=topic_partitions(acknowledged), asynchronous=False)
+                self.offsets.committed({partition(tp): tp.offset for tp in done if not tp.error})
+            except KafkaException as exc:
+                log.debug("commit on revocation failed: %s", exc.args[0].str())
+        self._let_go(partitions, "revoked")
+
+    def _on_lost(self, _consumer: Consumer, lost: list[TopicPartition]) -> None:
+        """Partitions lost: the membership expired (no heartbeat answered for a session
+        timeout), so they may be another member's already and nothing can be committed."""
+        self._let_go({partition(tp) for tp in lost}, "lost")
+
+    def _let_go(self, partitions: set[Partition], how: str) -> None:
+        left = self.offsets.uncommitted(partitions)
+        self._left_by_revocation += left
+        if partitions:
+            log.info(
+                "partitions %s %s%s",
+                sorted(p.partition for p in partitions),
+                how,
+                f"; {left} transactions not committed will be scored again" if left else "",
+            )
+        # Never commit them again: their next owner (maybe this member) resumes from the group's
+        # committed offset, which another member may have moved further by then.
+        self.offsets.revoke(partitions)
+        self.show_lag()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -633,12 +752,12 @@ class StreamScorer:
             return reason
         if self.stop_event.is_set():
             return "stopping"
-        consumer = self.consumer
-        return "broker_unreachable" if consumer is None else group_unready_reason(consumer)
+        return "broker_unreachable" if self.consumer is None else self.member.unready_reason()
 
-    def _note_broker(self, reachable: bool) -> None:
-        """One log line when the broker goes away or comes back (kafka-python's own lines are
+    def _note_broker(self) -> None:
+        """One log line when the broker goes away or comes back (librdkafka's own lines are
         held to warnings, see cli.app)."""
+        reachable = self.member.unready_reason() != "broker_unreachable"
         if self._broker_reachable is None:
             self._broker_reachable = True if reachable else None
             return
@@ -701,27 +820,19 @@ class StreamScorer:
             mode,
         )
         failing_since: float | None = None
+        s = self.settings
+        poll_timeout = s.scorer_poll_timeout_ms / 1000
         try:
             while not self.stop_event.is_set():
                 polling = time.perf_counter()
                 try:
-                    polled = self.consumer.poll(timeout_ms=self.settings.scorer_poll_timeout_ms)
-                except KafkaError as exc:
-                    # While the broker is away, kafka-python can raise a connection or
-                    # coordinator error out of poll. Nothing was consumed, and the client
-                    # reconnects by itself: poll again after a pause (a member that never gets
-                    # back into its group is replaced below, like a stalled rebalance).
-                    log.debug("polling Kafka failed (%s); polling again", exc)
-                    self._note_broker(False)
-                    if self.stop_event.wait(1.0):
-                        break
-                    polled = {}
-                else:
-                    self._note_broker(group_unready_reason(self.consumer) != "broker_unreachable")
-                records = [record for batch in polled.values() for record in batch]
+                    records = poll_batch(self.consumer, s.scorer_max_batch, poll_timeout)
+                except KafkaException as exc:  # nothing was consumed
+                    log.warning("polling Kafka failed (%s); polling again", exc.args[0].str())
+                    self.stop_event.wait(1.0)
+                    continue
+                self._note_broker()
                 if not records:
-                    if self.rebalance.stuck(self.consumer) and not self._rejoin():
-                        break
                     continue
                 self.metrics.stages["poll"].observe(time.perf_counter() - polling)
                 try:
@@ -729,7 +840,16 @@ class StreamScorer:
                     failing_since = None
                 except SendFailedError as exc:
                     self.metrics.send_failures.inc()
-                    self._note_broker(group_unready_reason(self.consumer) != "broker_unreachable")
+                    self._note_broker()
+                    if exc.fatal:
+                        log.error(
+                            "giving up: the producer cannot be used again (%s); is another "
+                            "scorer running with instance id %s? Offsets stay uncommitted, so a "
+                            "restarted scorer resumes here",
+                            exc,
+                            s.scorer_instance,
+                        )
+                        return 1
                     failing_since = failing_since or time.monotonic()
                     waited = time.monotonic() - failing_since
                     if waited > self.settings.scorer_send_retry_seconds:
@@ -748,36 +868,19 @@ class StreamScorer:
         return 0
 
 
-class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, scorer: StreamScorer) -> None:
-        self.scorer = scorer
-
-    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        # Runs on kafka-python's I/O thread, which must not block on a commit. It need not: the
-        # async commits were sent before the rejoin on the same coordinator connection, and the
-        # broker handles one connection's requests in order.
-        if revoked:
-            log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
-        # Never commit them again: their next owner (maybe this member) resumes from the group's
-        # committed offset, which another member may have moved further by then.
-        self.scorer.offsets.revoke(_partition(tp) for tp in revoked)
-        self.scorer.show_lag()
-
-    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _partition(tp: TopicPartition) -> Partition:
-    return Partition(tp.topic, tp.partition)
-
-
-def _kafka_offsets(offsets: Mapping[Partition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
-    return {TopicPartition(*p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()}
+def _send_failed(exc: BaseException) -> SendFailedError:
+    """A batch's failure, whichever way it came."""
+    if isinstance(exc, SendFailedError):
+        return exc
+    if isinstance(exc, KafkaException):
+        error = exc.args[0]
+        return SendFailedError(error.str(), fatal=error.fatal())
+    return SendFailedError(f"the producer's queue is full ({exc})")
 
 
 def _install_signal_handlers(stop: StopEvent) -> None:

@@ -8,14 +8,14 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import xgboost as xgb
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,6 +32,7 @@ from serving.instruments import (
     ShadowMetrics,
 )
 from serving.model_holder import LoadedModel, ModelHolder, ReloadOutcome
+from serving.scorer_kafka import Record
 from serving.stream import ChallengerHolder, SendFailedError, StreamScorer
 from tests.synthetic import synthetic_transactions
 
@@ -367,41 +368,38 @@ def test_challenger_reloads_touch_only_the_shadow_series(caplog: pytest.LogCaptu
     ]
 
 
-class FakeFuture:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.is_done = True
-        self.exception = error
+class FakeMessage:
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
 
-    def failed(self) -> bool:
-        return self.exception is not None
+    def topic(self) -> str:
+        return self._topic
 
 
 class FakeProducer:
-    """Records what is sent; sends to `failing` topics fail."""
+    """Records what is produced; at a flush, sends to `failing` topics are reported failed to
+    `report` (the scorer's Deliveries), as librdkafka reports them."""
 
     def __init__(self, failing: tuple[str, ...] = ()) -> None:
         self.sent: list[tuple[str, bytes, bytes | None, int | None]] = []
         self.failing = failing
+        self.report: Callable[[KafkaError | None, Any], None] | None = None
+        self._unflushed: list[str] = []
 
-    def send(
-        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int = -1,
         headers: object = None,
-    ) -> FakeFuture:  # fmt: skip
-        self.sent.append((topic, value, key, partition))
-        return FakeFuture(KafkaError("lost") if topic in self.failing else None)
+    ) -> None:  # fmt: skip
+        self.sent.append((topic, value, key, None if partition < 0 else partition))
+        self._unflushed.append(topic)
 
-    def flush(self, timeout: float | None = None) -> None:
-        pass
-
-
-@dataclass
-class Record:
-    value: bytes
-    key: bytes
-    partition: int
-    offset: int
-    topic: str = "transactions"
-    timestamp: int = 0
+    def flush(self, timeout: float = -1) -> int:
+        assert self.report is not None
+        for topic in self._unflushed:
+            if topic in self.failing:
+                self.report(KafkaError(KafkaError._MSG_TIMED_OUT), FakeMessage(topic))
+        self._unflushed.clear()
+        return 0
 
 
 def records(count: int, bad: int = 0) -> list[Record]:
@@ -410,7 +408,7 @@ def records(count: int, bad: int = 0) -> list[Record]:
     for i, row in enumerate(frame[list(TRANSACTION_COLUMNS)].to_dict("records")):
         message = {"transaction_id": f"tx-{i}", **row}
         value = b"not json" if i < bad else json.dumps(message).encode()
-        made.append(Record(value, f"tx-{i}".encode(), i % 3, i))
+        made.append(Record("transactions", i % 3, i, f"tx-{i}".encode(), value, 0))
     return made
 
 
@@ -424,7 +422,8 @@ def shadow_scorer(producer: FakeProducer, challenger: LoadedModel | None) -> Str
     )
     challenger_holder._current = challenger
     scorer = StreamScorer(ScorerSettings(), holder, metrics, challenger_holder)
-    scorer.producer = producer
+    scorer.producer = producer  # type: ignore[assignment]
+    producer.report = scorer.deliveries
     scorer._same_partitioning = scorer._shadow_same_partitioning = True
     return scorer
 
@@ -438,9 +437,9 @@ def test_shadow_scoring_sends_the_challenger_s_predictions_as_production_s() -> 
     shadow = scorer._shadow_model(scorer.challenger, model)
     assert shadow is not None and shadow.version == "2"
     batch = records(20, bad=2)
-    result, futures, shadow_futures = scorer.score_batch(batch, model, shadow)
+    result = scorer.score_batch(batch, model, shadow)
     assert (result.predictions, result.dead_letters, result.shadow_predictions) == (18, 2, 18)
-    assert len(futures) == 20 and len(shadow_futures) == 18
+    assert len(producer.sent) == 20 + 18
     settings = scorer.settings
     by_topic: dict[str, list[tuple[bytes, bytes | None, int | None]]] = {}
     for topic, value, key, partition in producer.sent:
@@ -462,7 +461,7 @@ def test_shadow_scoring_sends_the_challenger_s_predictions_as_production_s() -> 
     registry = scorer.metrics.registry
     assert registry.get_sample_value("fraud_shadow_predictions_total") == 18
     assert registry.get_sample_value("fraud_shadow_active") == 1
-    scorer._await_acks(futures, shadow_futures)  # all acknowledged: nothing raised
+    scorer._await_acks()  # all acknowledged: nothing raised
 
 
 def test_no_shadow_scoring_with_production_s_own_version_or_without_a_challenger() -> None:
@@ -490,9 +489,14 @@ def test_a_challenger_that_cannot_score_leaves_the_batch_to_production(
     with caplog.at_level(logging.WARNING, logger="fraud.scorer"):
         for _ in range(3):
             shadow = scorer._shadow_model(scorer.challenger, model)
-            result, futures, shadow_futures = scorer.score_batch(records(10, bad=1), model, shadow)
-            assert (result.predictions, result.dead_letters, len(futures)) == (9, 1, 10)
-            assert shadow_futures == []
+            sent = len(producer.sent)
+            result = scorer.score_batch(records(10, bad=1), model, shadow)
+            assert (result.predictions, result.dead_letters, len(producer.sent) - sent) == (
+                9,
+                1,
+                10,
+            )
+            assert result.shadow_predictions == 0
     topics = {topic for topic, *_ in producer.sent}
     assert scorer.settings.topic_shadow_predictions not in topics
     registry = scorer.metrics.registry
@@ -511,15 +515,16 @@ def test_unacknowledged_shadow_predictions_are_counted_not_retried() -> None:
     model = scorer.holder.current
     assert scorer.challenger is not None and model is not None
     shadow = scorer._shadow_model(scorer.challenger, model)
-    _, futures, shadow_futures = scorer.score_batch(records(5), model, shadow)
-    scorer._await_acks(futures, shadow_futures)  # no SendFailedError
+    scorer.score_batch(records(5), model, shadow)
+    scorer._await_acks()  # no SendFailedError
     registry = scorer.metrics.registry
     assert registry.get_sample_value("fraud_shadow_failures_total", {"stage": "send"}) == 1
 
     producer.failing = (ScorerSettings().topic_predictions,)
-    _, futures, shadow_futures = scorer.score_batch(records(5), model, shadow)
+    scorer.deliveries.reset()  # as each batch begins
+    scorer.score_batch(records(5), model, shadow)
     with pytest.raises(SendFailedError):
-        scorer._await_acks(futures, shadow_futures)
+        scorer._await_acks()
 
 
 # --- where a batch's time goes (fraud_stage_duration_seconds) -----------------------------------

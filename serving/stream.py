@@ -80,6 +80,8 @@ class BatchResult:
     shadow_predictions: int = 0
 
 
+# How long an asynchronous commit may go unanswered before another is sent beside it.
+COMMIT_ANSWER_SECONDS = 15.0
 # How often a missing shadow topic is looked for again (the broker does not create topics).
 SHADOW_TOPIC_RECHECK_SECONDS = 30.0
 # The longest one try of a transaction's step may take, and how much longer it is waited for
@@ -182,6 +184,7 @@ class StreamScorer:
         # when the scorer stops.
         self.offsets = OffsetTracker()
         self._commit_failures = 0  # commits the coordinator refused, as reported so far
+        self._commit_sent_at: float | None = None  # when the commit in flight was sent
         self.producer: Producer | None = None
         self.deliveries = Deliveries()
 
@@ -192,6 +195,7 @@ class StreamScorer:
         timeout = s.connect_timeout_ms / 1000
         client_id = f"fraud-scorer-{s.scorer_instance}"
         self.member = MemberState()
+        self._commit_sent_at = None
         self.consumer = Consumer(
             {
                 "bootstrap.servers": s.kafka_bootstrap,
@@ -575,12 +579,8 @@ class StreamScorer:
         self.metrics.stages["ack"].observe(acknowledged_at - sent)
         self._observe_latency(stamps)
         if not eos:
-            # Asynchronous, so the next poll does not wait a round trip: these offsets are
-            # acknowledged already; a commit that fails is covered by the next one, and stopping
-            # commits synchronously what was acknowledged.
-            acknowledged = self.offsets.acknowledge(batch)
-            if acknowledged:  # empty when every partition was revoked meanwhile
-                self.consumer.commit(offsets=topic_partitions(acknowledged), asynchronous=True)
+            self.offsets.acknowledge(batch)
+            self._commit_acknowledged()
         self.metrics.consumed.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         self._update_lag(batch)
@@ -645,8 +645,28 @@ class StreamScorer:
             log.warning("%s; the next batch starts a new producer", exc)
             self.producer = None
 
+    def _commit_acknowledged(self) -> None:
+        """Commit what the broker acknowledged and no commit covers yet, asynchronously (the next
+        poll does not wait a round trip; a commit that fails is covered by the next one, and
+        stopping commits synchronously what was acknowledged), one commit at a time.
+
+        One at a time because the group coordinator answers a connection's requests in order,
+        one after the other: a commit after every batch (hundreds a second) queued up there,
+        with the member's heartbeats behind them, until its session expired. Each commit now
+        carries every acknowledgement since the last one.
+        """
+        assert self.consumer is not None
+        sent_at = self._commit_sent_at
+        if sent_at is not None and time.monotonic() - sent_at < COMMIT_ANSWER_SECONDS:
+            return
+        pending = self.offsets.to_commit_on_close(self._owned())
+        if pending:
+            self.consumer.commit(offsets=topic_partitions(pending), asynchronous=True)
+            self._commit_sent_at = time.monotonic()
+
     def _on_commit(self, error: KafkaError | None, offsets: list[TopicPartition]) -> None:
         """librdkafka's report of an offset commit (served in poll, on the scoring thread)."""
+        self._commit_sent_at = None
         if error is not None:
             self._commit_failures += 1
             log.debug("commit failed (%s); the next commit covers it", error.str())
@@ -833,6 +853,7 @@ class StreamScorer:
                     continue
                 self._note_broker()
                 if not records:
+                    self._commit_acknowledged()  # what the commit in flight did not cover
                     continue
                 self.metrics.stages["poll"].observe(time.perf_counter() - polling)
                 try:

@@ -156,6 +156,9 @@ class ScorerSettings(KafkaSettings):
     scorer_group_id: str = "fraud-scorer"
     scorer_max_batch: int = Field(2000, ge=1)
     scorer_poll_timeout_ms: int = Field(100, ge=1)
+    # How long a micro-batch may wait to grow once its first message is there (0: it takes
+    # only what has arrived). Each batch has a fixed cost (the booster call, the sends' flush).
+    scorer_batch_wait_ms: float = Field(0.0, ge=0)
     # How soon the group notices a scorer that died without leaving (kill -9, lost host) and
     # hands its partitions to the others. The broker accepts 6,000 at the least.
     scorer_session_timeout_ms: int = Field(10_000, ge=1)

@@ -41,14 +41,15 @@ class Record(NamedTuple):
     timestamp: int  # milliseconds since the epoch, as the producer or the broker set it
 
 
-def poll_batch(consumer: Consumer, max_records: int, timeout: float) -> list[Record]:
-    """Wait up to `timeout` seconds for a first message, then add what has arrived already, up
-    to `max_records` in all: a batch never waits to grow (Consumer.consume would wait until it
-    has `max_records` or the timeout ran out)."""
+def poll_batch(
+    consumer: Consumer, max_records: int, timeout: float, wait: float = 0.0
+) -> list[Record]:
+    """Wait up to `timeout` seconds for a first message, then add what arrives within `wait`
+    seconds more (0: what has arrived already), up to `max_records` in all."""
     first = consumer.poll(timeout)
     if first is None:
         return []
-    messages = [first, *consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+    messages = [first, *consumer.consume(max_records - 1, wait)] if max_records > 1 else [first]
     records = []
     for message in messages:
         error = message.error()

@@ -262,6 +262,9 @@ class StreamScorer:
         producer = Producer(producer_options)
         if s.scorer_exactly_once:
             producer.init_transactions(s.connect_timeout_ms / 1000)
+        # The output topics' metadata now, not at the first batch's sends.
+        for topic in (s.topic_predictions, s.topic_dead_letters):
+            partition_ids(producer, topic, s.connect_timeout_ms / 1000)
         self.producer = producer
 
     def _connect_until_up(self) -> bool:
@@ -842,11 +845,14 @@ class StreamScorer:
         failing_since: float | None = None
         s = self.settings
         poll_timeout = s.scorer_poll_timeout_ms / 1000
+        batch_wait = s.scorer_batch_wait_ms / 1000
         try:
             while not self.stop_event.is_set():
                 polling = time.perf_counter()
                 try:
-                    records = poll_batch(self.consumer, s.scorer_max_batch, poll_timeout)
+                    records = poll_batch(
+                        self.consumer, s.scorer_max_batch, poll_timeout, batch_wait
+                    )
                 except KafkaException as exc:  # nothing was consumed
                     log.warning("polling Kafka failed (%s); polling again", exc.args[0].str())
                     self.stop_event.wait(1.0)

@@ -1,10 +1,12 @@
-"""The bare client of `make bench-stream`: kafka-python reading a topic, nothing else.
+"""The bare client of `make bench-stream`: one Kafka client reading a topic, nothing else.
 
 Run as its own small process (`python -m benchmarks.bare_consumer`), so its latencies carry no
-pause of the benchmark's own, larger process. It takes every partition of the topic from its
-end, prints `ready`, then for each record notes the milliseconds from the record's timestamp
-to its arrival; once it has `--count` records (or after `--timeout` seconds) it writes them,
-one per line, to `--out`, and prints the CPU seconds it spent from `ready` to the last record.
+pause of the benchmark's own, larger process. `--client` picks the library: librdkafka
+(confluent-kafka, the scorer's) or kafka-python (the monitor's, and the scorer's before). It
+takes every partition of the topic from its end, prints `ready`, then for each record notes the
+milliseconds from the record's timestamp to its arrival; once it has `--count` records (or
+after `--timeout` seconds) it writes them, one per line, to `--out`, and prints the CPU seconds
+it spent from `ready` to the last record.
 """
 
 from __future__ import annotations
@@ -13,43 +15,91 @@ import argparse
 import gc
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+CLIENTS = ("librdkafka", "kafka-python")
+# What a reader returns per call: the timestamps (ms) of the records it received.
+Reader = Callable[[], list[int]]
+
+
+@contextmanager
+def kafka_python(bootstrap: str, topic: str) -> Iterator[Reader]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        client_id="bench-bare-consumer",
+    )  # fmt: skip
+    try:
+        numbers = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, p) for p in sorted(numbers)]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            consumer.position(tp)  # resolve the end now, before anything is sent
+
+        def read() -> list[int]:
+            batches = consumer.poll(timeout_ms=100).values()
+            return [record.timestamp for batch in batches for record in batch]
+
+        yield read
+    finally:
+        consumer.close()
+
+
+@contextmanager
+def librdkafka(bootstrap: str, topic: str) -> Iterator[Reader]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap, "group.id": "bench-bare-consumer",
+            "enable.auto.commit": False, "client.id": "bench-bare-consumer",
+        }
+    )  # fmt: skip
+    try:
+        numbers = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        # Each partition's end, resolved now, before anything is sent.
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in numbers}
+        consumer.assign([TopicPartition(topic, p, end) for p, end in sorted(ends.items())])
+
+        def read() -> list[int]:
+            # As the scorer polls: wait for one message, then take what has arrived already.
+            first = consumer.poll(0.1)
+            if first is None:
+                return []
+            messages = [first, *consumer.consume(10_000, 0)]
+            return [m.timestamp()[1] for m in messages if m.error() is None]
+
+        yield read
+    finally:
+        consumer.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
+    parser.add_argument("--client", choices=CLIENTS, default=CLIENTS[0])
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    consumer = KafkaConsumer(
-        bootstrap_servers=args.bootstrap, group_id=None, enable_auto_commit=False,
-        client_id="bench-bare-consumer",
-    )  # fmt: skip
+    client = librdkafka if args.client == "librdkafka" else kafka_python
     latencies: list[float] = []
-    try:
-        numbers = consumer.partitions_for_topic(args.topic) or set()
-        partitions = [TopicPartition(args.topic, p) for p in sorted(numbers)]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            consumer.position(tp)  # resolve the end now, before anything is sent
+    with client(args.bootstrap, args.topic) as read:
         gc.freeze()  # as the scorer does after start-up
         print("ready", flush=True)
         cpu0 = time.process_time()
         deadline = time.monotonic() + args.timeout
         while len(latencies) < args.count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=100).values():
-                now_ms = time.time() * 1000.0
-                latencies.extend(now_ms - record.timestamp for record in batch)
+            stamps = read()
+            now_ms = time.time() * 1000.0
+            latencies.extend(now_ms - stamp for stamp in stamps)
         # Before closing: the CPU this process spent reading, for the benchmark's report.
         print(f"cpu seconds from ready to the last record: {time.process_time() - cpu0:.3f}")
-    finally:
-        consumer.close()
     args.out.write_text("".join(f"{value:.3f}\n" for value in latencies))
     if len(latencies) < args.count:
         sys.exit(f"received {len(latencies)} of {args.count} records in {args.timeout:.0f} s")

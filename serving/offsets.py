@@ -181,9 +181,9 @@ class OffsetTracker:
             for table in self._per_partition:
                 table.clear()
 
-    def to_commit_on_close(self, owned: Collection[Partition]) -> dict[Partition, int]:
-        """What to commit synchronously when stopping: the acknowledged offsets still owned
-        that no confirmed commit covers yet.
+    def to_commit(self, owned: Collection[Partition]) -> dict[Partition, int]:
+        """What to commit: the acknowledged offsets still owned that no confirmed commit covers
+        yet (after a batch, on revocation, and synchronously when stopping).
 
         Asynchronous commits may still be in flight; a partition handed over is left alone,
         its new owner is further along.

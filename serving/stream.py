@@ -291,7 +291,7 @@ class StreamScorer:
         if self.consumer is not None:
             owned = self._owned()
             # The last async commits may still be in flight: commit again what this member owns.
-            offsets = self.offsets.to_commit_on_close(owned)
+            offsets = self.offsets.to_commit(owned)
             if offsets:
                 self._commit(offsets)
             self.left_uncommitted = self.offsets.uncommitted(owned) + self._left_by_revocation
@@ -662,7 +662,7 @@ class StreamScorer:
         sent_at = self._commit_sent_at
         if sent_at is not None and time.monotonic() - sent_at < COMMIT_ANSWER_SECONDS:
             return
-        pending = self.offsets.to_commit_on_close(self._owned())
+        pending = self.offsets.to_commit(self._owned())
         if pending:
             self.consumer.commit(offsets=topic_partitions(pending), asynchronous=True)
             self._commit_sent_at = time.monotonic()
@@ -692,7 +692,7 @@ class StreamScorer:
         consumer.pause(owned)
         try:
             consumer.commit(offsets=topic_partitions(offsets), asynchronous=True)
-            while self.offsets.to_commit_on_close(offsets.keys()) and left() > 0:
+            while self.offsets.to_commit(offsets.keys()) and left() > 0:
                 if self._commit_failures > refused:
                     log.warning("offsets not committed: the group rebalanced; the batch may repeat")
                     return
@@ -702,7 +702,7 @@ class StreamScorer:
             return
         finally:
             consumer.resume(owned)
-        if self.offsets.to_commit_on_close(offsets.keys()):
+        if self.offsets.to_commit(offsets.keys()):
             log.warning("offsets not committed (no answer in time); the batch may repeat")
 
     def _observe_latency(self, stamps: np.ndarray[Any, np.dtype[np.float64]]) -> None:
@@ -735,7 +735,7 @@ class StreamScorer:
         them first, as Kafka consumers do. librdkafka calls this from a poll, so no batch is in
         flight; with the coordinator gone the commit fails at once and the rest is counted."""
         partitions = {partition(tp) for tp in revoked}
-        acknowledged = self.offsets.to_commit_on_close(partitions)
+        acknowledged = self.offsets.to_commit(partitions)
         if acknowledged:
             try:
                 done = consumer.commit(offsets=topic_partitions(acknowledged), asynchronous=False)

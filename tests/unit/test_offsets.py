@@ -53,7 +53,7 @@ def test_nothing_is_acknowledged_until_the_batch_is() -> None:
     tracker = OffsetTracker()
     batch = tracker.begin(records(P0, 0, 5))
     assert tracker.acknowledged == {}
-    assert tracker.to_commit_on_close({P0}) == {}
+    assert tracker.to_commit({P0}) == {}
     assert tracker.acknowledge(batch) == {P0: 5}
     assert tracker.acknowledged == {P0: 5}
 
@@ -112,7 +112,7 @@ def test_a_revoked_partition_is_forgotten_and_never_committed_on_close() -> None
     tracker.revoke([P0])
     assert tracker.acknowledged == {P1: 20}
     # Even if the client still lists it as assigned while the rebalance completes.
-    assert tracker.to_commit_on_close({P0, P1}) == {P1: 20}
+    assert tracker.to_commit({P0, P1}) == {P1: 20}
 
 
 def test_a_late_acknowledgement_for_a_revoked_partition_is_ignored() -> None:
@@ -121,7 +121,7 @@ def test_a_late_acknowledgement_for_a_revoked_partition_is_ignored() -> None:
     tracker.revoke([P0])  # while the batch's outputs were in flight
     assert tracker.acknowledge(batch) == {P1: 20}
     assert tracker.acknowledged == {P1: 20}
-    assert tracker.to_commit_on_close({P0, P1}) == {P1: 20}
+    assert tracker.to_commit({P0, P1}) == {P1: 20}
 
 
 def test_a_late_acknowledgement_is_ignored_even_once_the_partition_is_assigned_back() -> None:
@@ -132,7 +132,7 @@ def test_a_late_acknowledgement_is_ignored_even_once_the_partition_is_assigned_b
     tracker.revoke([P0])
     tracker.revoke([])  # a later rebalance hands P0 back; revocations of nothing are harmless
     assert tracker.acknowledge(before) == {}
-    assert tracker.to_commit_on_close({P0}) == {}
+    assert tracker.to_commit({P0}) == {}
     after = tracker.begin(records(P0, 500, 510))  # polled under the new ownership
     assert tracker.acknowledge(after) == {P0: 510}
 
@@ -165,7 +165,7 @@ def test_rejoining_forgets_everything_including_batches_in_flight() -> None:
     tracker.reset()
     assert tracker.acknowledged == {}
     assert tracker.lag == {}
-    assert tracker.to_commit_on_close({P0, P1}) == {}
+    assert tracker.to_commit({P0, P1}) == {}
     assert tracker.acknowledge(in_flight) == {}
     assert tracker.rewind_targets(in_flight, {P0, P1}) == {}
     assert tracker.record_lag(in_flight, {P1: 100}) == 0
@@ -180,9 +180,9 @@ def test_close_commits_only_the_acknowledged_partitions_still_owned() -> None:
     tracker = OffsetTracker()
     tracker.acknowledge(tracker.begin(records(P0, 0, 10) + records(P1, 0, 20)))
     tracker.begin(records(P2, 0, 30))  # polled, never acknowledged: not committed
-    assert tracker.to_commit_on_close({P0, P1, P2}) == {P0: 10, P1: 20}
-    assert tracker.to_commit_on_close({P1, P2}) == {P1: 20}
-    assert tracker.to_commit_on_close(set()) == {}
+    assert tracker.to_commit({P0, P1, P2}) == {P0: 10, P1: 20}
+    assert tracker.to_commit({P1, P2}) == {P1: 20}
+    assert tracker.to_commit(set()) == {}
 
 
 # --- rewind after a failed send ----------------------------------------------------------------
@@ -244,14 +244,14 @@ def test_uncommitted_counts_what_was_consumed_beyond_the_last_confirmed_commit()
     assert tracker.uncommitted({P0, P1}) == 15  # nothing committed: all of it comes again
     tracker.committed(tracker.acknowledge(first))
     assert tracker.uncommitted({P0, P1}) == 0
-    assert tracker.to_commit_on_close({P0, P1}) == {}  # a confirmed commit need not be redone
+    assert tracker.to_commit({P0, P1}) == {}  # a confirmed commit need not be redone
 
     second = tracker.begin(records(P0, 110, 130))  # consumed, never acknowledged
     tracker.begin(records(P1, 5, 8))
     assert tracker.uncommitted({P0, P1}) == 23
     assert tracker.uncommitted({P1}) == 3  # only what the member still owns
     tracker.acknowledge(second)  # acknowledged, the commit not confirmed yet
-    assert tracker.to_commit_on_close({P0, P1}) == {P0: 130}
+    assert tracker.to_commit({P0, P1}) == {P0: 130}
     assert tracker.uncommitted({P0, P1}) == 23
 
 

@@ -174,6 +174,7 @@ class StreamScorer:
         # What partitions taken away since the last assignment left uncommitted: their next
         # owner scores it again (counted in left_uncommitted, when no owner took them yet).
         self._left_by_revocation = 0
+        self._closing = False  # the consumer is being closed: revocations change nothing
         # As last logged; None until the group coordinator was first reached, so that finding
         # it at start is not taken for an outage.
         self._broker_reachable: bool | None = None
@@ -196,6 +197,7 @@ class StreamScorer:
         client_id = f"fraud-scorer-{s.scorer_instance}"
         self.member = MemberState()
         self._commit_sent_at = None
+        self._closing = False
         self.consumer = Consumer(
             {
                 "bootstrap.servers": s.kafka_bootstrap,
@@ -281,9 +283,9 @@ class StreamScorer:
 
     def _close(self) -> None:
         """Commit what was acknowledged and close both clients, within what is left of the
-        stop budget when stopping (10 s each otherwise) less a tenth of it for the process's
+        stop budget when stopping (10 s each otherwise) less a quarter of it for the process's
         own exit; note what stays uncommitted."""
-        margin = self.settings.scorer_shutdown_seconds / 10
+        margin = self.settings.scorer_shutdown_seconds / 4
 
         def left() -> float:
             return max(0.0, self.stop_event.remaining() - margin)
@@ -306,6 +308,8 @@ class StreamScorer:
         process."""
         consumer = self.consumer
         assert consumer is not None
+        # The revocation close() triggers runs on that thread: what is left was counted already.
+        self._closing = True
         closing = threading.Thread(target=consumer.close, name="close-consumer", daemon=True)
         closing.start()
         closing.join(timeout)
@@ -490,7 +494,7 @@ class StreamScorer:
                 error if isinstance(error, str) else _first_line(error),
             )
 
-    def _time_left(self, keep: float = 0.2) -> Callable[[], float]:
+    def _time_left(self, keep: float = 0.35) -> Callable[[], float]:
         """How long a wait for the broker that starts now may still take, asked as it goes:
         up to the retry limit, or once a stop is asked, up to the stop budget less the `keep`
         share of it, left for what comes after (the commit, closing the clients)."""
@@ -686,7 +690,7 @@ class StreamScorer:
         """
         consumer = self.consumer
         assert consumer is not None
-        left = self._time_left(keep=0.1)
+        left = self._time_left(keep=0.25)
         refused = self._commit_failures
         owned = consumer.assignment()
         consumer.pause(owned)
@@ -734,6 +738,8 @@ class StreamScorer:
         """Partitions handed to the group's next assignment: commit what was acknowledged for
         them first, as Kafka consumers do. librdkafka calls this from a poll, so no batch is in
         flight; with the coordinator gone the commit fails at once and the rest is counted."""
+        if self._closing:
+            return
         partitions = {partition(tp) for tp in revoked}
         acknowledged = self.offsets.to_commit(partitions)
         if acknowledged:
@@ -747,7 +753,8 @@ class StreamScorer:
     def _on_lost(self, _consumer: Consumer, lost: list[TopicPartition]) -> None:
         """Partitions lost: the membership expired (no heartbeat answered for a session
         timeout), so they may be another member's already and nothing can be committed."""
-        self._let_go({partition(tp) for tp in lost}, "lost")
+        if not self._closing:
+            self._let_go({partition(tp) for tp in lost}, "lost")
 
     def _let_go(self, partitions: set[Partition], how: str) -> None:
         left = self.offsets.uncommitted(partitions)

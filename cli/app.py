@@ -558,6 +558,7 @@ def replay(
     """Send transactions to the transactions topic with stable ids (tx-<file>-<n>)."""
     import time
 
+    from confluent_kafka import KafkaException
     from kafka.errors import KafkaError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -584,7 +585,7 @@ def replay(
             )  # fmt: skip
     except ReplayError as exc:
         raise fail(str(exc)) from None
-    except KafkaError as exc:
+    except (KafkaError, KafkaException) as exc:  # the outcome reader's, the replay's
         raise _kafka_unreachable(settings, exc) from None
     malformed = sum(summary.malformed.values())
     console.print(
@@ -709,12 +710,23 @@ def _quiet_kafka_client() -> None:
 
 
 def _kafka_unreachable(settings: KafkaSettings, exc: Exception) -> typer.Exit:
+    """The one-line error for a broker that kafka-python (KafkaError) or librdkafka
+    (KafkaException) could not use."""
+    from confluent_kafka import KafkaError as RdKafkaError
+    from confluent_kafka import KafkaException
     from kafka.errors import KafkaTimeoutError
 
+    no_answer = (RdKafkaError._TIMED_OUT, RdKafkaError._TRANSPORT, RdKafkaError._ALL_BROKERS_DOWN)
+    if isinstance(exc, KafkaException):
+        error = exc.args[0]
+        timed_out = error.code() in no_answer
+        detail = error.str()
+    else:
+        timed_out, detail = isinstance(exc, KafkaTimeoutError), str(exc)
     why = (
         f"no answer within {settings.kafka_connect_seconds:g} s, FRAUD_KAFKA_CONNECT_SECONDS"
-        if isinstance(exc, KafkaTimeoutError)
-        else str(exc)
+        if timed_out
+        else detail
     )
     return fail(
         f"cannot use Kafka at {settings.kafka_bootstrap} ({why}); is the "

@@ -3,6 +3,10 @@
 Transaction ids are stable: `tx-<file stem>-<n>` for the n-th message sent, so replaying the same
 file twice produces the same ids. `--bad-fraction` mixes in malformed messages of every kind the
 scorer must reject, each recorded with the rejection reason it should get.
+
+The producer is librdkafka's (confluent-kafka), as the scorer's: it sends from its own C threads.
+kafka-python's sent from a Python thread, and at 2,000 tx/s took 60-70 % of a core, on the
+2-core machines the latency benchmark runs the broker, the scorer and the replay on.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Any
 
 import orjson
 import pandas as pd
-from kafka import KafkaProducer
+from confluent_kafka import KafkaError, Producer
 
 from fraud.labels import label_message
 from fraud.schema import LABEL_COLUMN, TRANSACTION_COLUMNS
 from fraud.transaction import RejectReason
 from infra.paths import TEST_SPLIT_FILE
 from infra.settings import KafkaSettings
+from serving.scorer_kafka import CLIENT_LOG
 
 
 class ReplayError(RuntimeError):
@@ -161,34 +166,42 @@ class ReplaySummary:
     records: list[SentRecord] = field(default_factory=list)
 
 
-class Refusals:
-    """Counts the sends the broker refused, through each send's errback, so that a replay keeps
-    no future alive: 100,000 futures kept until the end would make the collector scan them again
-    and again, pausing the sends (and so the rate) for a fifth of a second at a time."""
+class Deliveries:
+    """librdkafka's delivery reports (served by poll and flush): the sends the broker refused,
+    with the first reason, and with `keep`, where each message of `topic` landed, by key."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str, keep: bool) -> None:
+        self.topic = topic
         self.count = 0
-        self.first: BaseException | None = None
+        self.first: KafkaError | None = None
+        self.landed: dict[bytes, tuple[int, int]] | None = {} if keep else None
 
-    def watch(self, future: Any) -> Any:
-        future.add_errback(self._refused)
-        return future
+    def __call__(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.count += 1
+            self.first = self.first or error
+        elif self.landed is not None and message.topic() == self.topic:
+            self.landed[message.key()] = (message.partition(), message.offset())
 
-    def _refused(self, error: BaseException) -> None:
-        self.count += 1
-        self.first = self.first or error
+
+def send(producer: Producer, topic: str, key: str, value: bytes | None) -> None:
+    """Queue one message; while librdkafka's queue is full, serve delivery reports to drain it."""
+    while True:
+        try:
+            producer.produce(topic, value, key.encode())
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)  # the reports that are in, without waiting
 
 
 class LateLabels:
     """Labels waiting for their time: each goes to `topic` `after` seconds after its
     transaction (None: no labels at all)."""
 
-    def __init__(
-        self, producer: KafkaProducer, topic: str, after: float | None, refusals: Refusals
-    ) -> None:
+    def __init__(self, producer: Producer, topic: str, after: float | None) -> None:
         self.producer, self.topic, self.after = producer, topic, after
         self._waiting: deque[tuple[float, str, bool]] = deque()
-        self.refusals = refusals
         self.sent = 0
 
     def due(self, transaction_id: str, is_fraud: bool) -> None:
@@ -209,9 +222,7 @@ class LateLabels:
     def _send(self, transaction_id: str, is_fraud: bool) -> None:
         labelled_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         value = orjson.dumps(label_message(transaction_id, is_fraud, labelled_at))
-        self.refusals.watch(
-            self.producer.send(self.topic, key=transaction_id.encode(), value=value)
-        )
+        send(self.producer, self.topic, transaction_id, value)
         self.sent += 1
 
 
@@ -278,61 +289,70 @@ def replay(
             raise ReplayError(f"{source} has no {LABEL_COLUMN} column to send labels from.")
         classes = [bool(value) for value in frame[LABEL_COLUMN]]
     total = limit if limit is not None else len(rows)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="fraud-replay",
-        bootstrap_timeout_ms=settings.connect_timeout_ms,
-        acks="all",
-        linger_ms=5 if rate is None else 0,
-        batch_size=256 * 1024,
+    topic = settings.topic_transactions
+    deliveries = Deliveries(topic, keep=keep_records)
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "client.id": "fraud-replay",
+            "acks": "all",
+            # Not idempotent: an idempotent producer sends nothing until the broker gave it a
+            # producer id, which librdkafka asks for only once a broker is up, and retries
+            # 500 ms later when none is yet, as at start: the first half second of a `--rate`
+            # replay then went out at once, half a second late. A retried send may repeat a
+            # transaction; the scorer is at-least-once anyway.
+            "linger.ms": 5 if rate is None else 0,
+            # Keys to partitions as the Java client and kafka-python hash them.
+            "partitioner": "murmur2_random",
+            "delivery.timeout.ms": 120_000,
+            "delivery.report.only.error": not keep_records,
+            "on_delivery": deliveries,
+            "logger": CLIENT_LOG,
+        }
     )
     summary = ReplaySummary()
-    refusals = Refusals()
-    kept: list[tuple[Any, str, str | None, list[float]]] = []  # with keep_records only
-    labels = LateLabels(producer, settings.topic_labels, labels_after, refusals)
-    try:
-        # The topic's metadata before the clock starts: fetched by the first send instead, it
-        # held that send for a round trip, and `--rate` then sent the ~200 messages it was
-        # behind at once.
-        producer.partitions_for(settings.topic_transactions)
-        started = time.perf_counter()
-        for n, (tx_id, value, kind, row) in enumerate(
-            messages(rows, total, source.stem, bad_fraction, seed)
-        ):
-            if rate is not None:
-                delay = started + n / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            future = refusals.watch(
-                producer.send(settings.topic_transactions, key=tx_id.encode(), value=value)
-            )
-            if kind is not None:
-                summary.malformed[kind] += 1
-            elif classes:
-                labels.due(tx_id, classes[n % len(classes)])
-            labels.send_due()
-            if keep_records:
-                kept.append((future, tx_id, kind, row))
-            summary.sent += 1
-            if progress is not None and (n % 1000 == 999 or n == total - 1):
-                progress(n % 1000 + 1)
-        labels.send_all()
-        producer.flush()
-    finally:
-        producer.close(timeout=30)
+    kept: list[tuple[str, str | None, list[float]]] = []  # with keep_records only
+    labels = LateLabels(producer, settings.topic_labels, labels_after)
+    # The topic's metadata before the clock starts: fetched by the first send instead, it held
+    # that send for a round trip, and `--rate` then sent the messages it was behind at once.
+    # Raises KafkaException when no broker answers in time.
+    producer.list_topics(topic, timeout=settings.kafka_connect_seconds)
+    started = time.perf_counter()
+    for n, (tx_id, value, kind, row) in enumerate(
+        messages(rows, total, source.stem, bad_fraction, seed)
+    ):
+        if rate is not None:
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        send(producer, topic, tx_id, value)
+        if kind is not None:
+            summary.malformed[kind] += 1
+        elif classes:
+            labels.due(tx_id, classes[n % len(classes)])
+        labels.send_due()
+        if keep_records:
+            kept.append((tx_id, kind, row))
+        summary.sent += 1
+        if progress is not None and (n % 1000 == 999 or n == total - 1):
+            progress(n % 1000 + 1)
+    labels.send_all()
+    # Every message is acknowledged or refused within delivery.timeout.ms: then flush returns.
+    while producer.flush(1.0):
+        pass
     summary.labels = labels.sent
     summary.seconds = time.perf_counter() - started
-    # flush() returned: every send is acknowledged or refused, and its errback has run.
-    if refusals.count:
+    if deliveries.count:
+        first = deliveries.first.str() if deliveries.first else "unknown"
         raise ReplayError(
-            f"the broker did not acknowledge {refusals.count} of {summary.sent + labels.sent} "
-            "messages "
-            f"(first error: {refusals.first!r}); is it running at {settings.kafka_bootstrap}?"
+            f"the broker did not acknowledge {deliveries.count} of {summary.sent + labels.sent} "
+            f"messages (first error: {first}); is it running at {settings.kafka_bootstrap}?"
         )
-    for future, tx_id, kind, row in kept:
-        metadata = future.get(timeout=0)  # raises if the broker refused the record
+    landed = deliveries.landed or {}
+    for tx_id, kind, row in kept:
+        partition, offset = landed[tx_id.encode()]
         expected = MALFORMED[kind][0] if kind is not None else None
         summary.records.append(
-            SentRecord(tx_id, metadata.partition, metadata.offset, expected, None if kind else row)
+            SentRecord(tx_id, partition, offset, expected, None if kind else row)
         )
     return summary

@@ -5,8 +5,8 @@ in Python, on the thread that calls poll(). At 2,000 tx/s its consumer alone too
 on the scorer's one Python thread, and a batch whose thread lost its core came out tens of
 milliseconds late: that was the scorer's latency tail (README, "Performance"). librdkafka
 fetches, parses, batches and sends in its own C threads, and prefetches the next records while
-a batch is scored. The monitor, the replay and the tests keep kafka-python: none of them is on
-the path a prediction's latency is measured on.
+a batch is scored. `fraud replay` sends with librdkafka too (serving.replay); the monitor and
+the tests keep kafka-python: neither is on the path a prediction's latency is measured on.
 
 This module holds what converts between the two: records, partitions and offsets, failed
 deliveries, and the group member's state for /ready.

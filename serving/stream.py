@@ -180,6 +180,8 @@ class StreamScorer:
         self._broker_reachable: bool | None = None
         self._same_partitioning: bool | None = None
         self.consumer: Consumer | None = None
+        # The partitions assigned, as the rebalance callbacks said (see _owned).
+        self._assigned: set[Partition] = set()
         self.member = MemberState()
         # Acknowledged offsets are committed asynchronously after each batch and synchronously
         # when the scorer stops.
@@ -196,6 +198,7 @@ class StreamScorer:
         timeout = s.connect_timeout_ms / 1000
         client_id = f"fraud-scorer-{s.scorer_instance}"
         self.member = MemberState()
+        self._assigned = set()
         self._commit_sent_at = None
         self._closing = False
         self.consumer = Consumer(
@@ -531,8 +534,11 @@ class StreamScorer:
             raise SendFailedError(f"{count} sends failed ({reason})")
 
     def _owned(self) -> set[Partition]:
-        assert self.consumer is not None
-        return {partition(tp) for tp in self.consumer.assignment()}
+        """The partitions this member owns, as the rebalance callbacks said (a copy: a poll may
+        change them). Not the consumer's assignment(), which every batch would ask of
+        librdkafka's main thread and wait for: in 4 latency runs each, the commit stage's
+        longest batch went from 3-28 ms to 2-4 ms."""
+        return set(self._assigned)
 
     def _rewind(self, batch: Batch) -> None:
         """Seek back to the batch's first offsets, to process it again (a partition revoked
@@ -732,15 +738,17 @@ class StreamScorer:
 
     def _on_assign(self, _consumer: Consumer, assigned: list[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
+        self._assigned |= {partition(tp) for tp in assigned}
         self._left_by_revocation = 0  # whatever was left is being read again by now
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         """Partitions handed to the group's next assignment: commit what was acknowledged for
         them first, as Kafka consumers do. librdkafka calls this from a poll, so no batch is in
         flight; with the coordinator gone the commit fails at once and the rest is counted."""
+        partitions = {partition(tp) for tp in revoked}
+        self._assigned -= partitions
         if self._closing:
             return
-        partitions = {partition(tp) for tp in revoked}
         acknowledged = self.offsets.to_commit(partitions)
         if acknowledged:
             try:
@@ -753,8 +761,10 @@ class StreamScorer:
     def _on_lost(self, _consumer: Consumer, lost: list[TopicPartition]) -> None:
         """Partitions lost: the membership expired (no heartbeat answered for a session
         timeout), so they may be another member's already and nothing can be committed."""
+        partitions = {partition(tp) for tp in lost}
+        self._assigned -= partitions
         if not self._closing:
-            self._let_go({partition(tp) for tp in lost}, "lost")
+            self._let_go(partitions, "lost")
 
     def _let_go(self, partitions: set[Partition], how: str) -> None:
         left = self.offsets.uncommitted(partitions)

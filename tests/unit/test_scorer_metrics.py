@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,6 +32,7 @@ from serving.instruments import (
     ShadowMetrics,
 )
 from serving.model_holder import LoadedModel, ModelHolder, ReloadOutcome
+from serving.offsets import Partition
 from serving.scorer_kafka import Record
 from serving.stream import ChallengerHolder, SendFailedError, StreamScorer
 from tests.synthetic import synthetic_transactions
@@ -559,3 +560,38 @@ def test_scoring_a_batch_times_decode_predict_and_send_once_each() -> None:
         for s in ("decode", "predict")
     ]
     assert total == pytest.approx(sum(p or 0.0 for p in parts))  # the same two intervals
+
+
+class CommitOnlyConsumer:
+    """A consumer the scorer may commit to but never ask for its assignment."""
+
+    def __init__(self) -> None:
+        self.commits: list[list[TopicPartition]] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        raise AssertionError("the scorer asked librdkafka for its assignment")
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
+        self.commits.append(offsets)
+        return offsets
+
+
+def test_the_partitions_owned_follow_the_rebalance_callbacks_alone() -> None:
+    scorer = shadow_scorer(FakeProducer(), None)
+    consumer = CommitOnlyConsumer()
+    scorer.consumer = consumer  # type: ignore[assignment]
+    topic = scorer.settings.topic_transactions
+    scorer._on_assign(consumer, [TopicPartition(topic, p) for p in (0, 1, 2)])  # type: ignore[arg-type]
+    assert scorer._owned() == {Partition(topic, p) for p in (0, 1, 2)}
+    batch = scorer.offsets.begin([Record(topic, p, 10, None, b"{}", 0) for p in (0, 1, 2)])
+    scorer.offsets.acknowledge(batch)
+    scorer._commit_acknowledged()  # commits what it owns, from the callbacks' view
+    assert sorted((tp.partition, tp.offset) for tp in consumer.commits[-1]) == [
+        (0, 11), (1, 11), (2, 11)
+    ]  # fmt: skip
+    scorer._on_revoke(consumer, [TopicPartition(topic, 1)])  # type: ignore[arg-type]
+    owned = scorer._owned()
+    assert owned == {Partition(topic, 0), Partition(topic, 2)}
+    scorer._on_lost(consumer, [TopicPartition(topic, 2)])  # type: ignore[arg-type]
+    assert scorer._owned() == {Partition(topic, 0)}
+    assert owned == {Partition(topic, 0), Partition(topic, 2)}  # a copy, not a live view

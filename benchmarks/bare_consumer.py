@@ -7,11 +7,16 @@ takes every partition of the topic from its end, prints `ready`, then for each r
 milliseconds from the record's timestamp to its arrival; once it has `--count` records (or
 after `--timeout` seconds) it writes them, one per line, to `--out`, and prints the CPU seconds
 it spent from `ready` to the last record.
+
+With `--forward TOPIC` (librdkafka only) it is also a bare consume-produce hop: each record's
+source (partition, offset) goes to TOPIC, with the scorer's producer settings and one flush per
+batch, as the scorer sends its predictions, but with no scoring at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 import time
@@ -50,8 +55,9 @@ def kafka_python(bootstrap: str, topic: str) -> Iterator[Reader]:
 
 
 @contextmanager
-def librdkafka(bootstrap: str, topic: str) -> Iterator[Reader]:
-    from confluent_kafka import Consumer, TopicPartition
+def librdkafka(bootstrap: str, topic: str, forward: str | None = None) -> Iterator[Reader]:
+    import orjson
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
     consumer = Consumer(
         {
@@ -64,6 +70,18 @@ def librdkafka(bootstrap: str, topic: str) -> Iterator[Reader]:
         # Each partition's end, resolved now, before anything is sent.
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in numbers}
         consumer.assign([TopicPartition(topic, p, end) for p, end in sorted(ends.items())])
+        failed: list[KafkaError] = []
+        producer = None
+        if forward is not None:
+            producer = Producer(
+                {
+                    "bootstrap.servers": bootstrap, "client.id": "bench-bare-forward",
+                    "acks": "all", "enable.idempotence": True, "linger.ms": 1,
+                    "partitioner": "murmur2_random", "delivery.report.only.error": True,
+                    "on_delivery": lambda error, _message: failed.append(error),
+                }
+            )  # fmt: skip
+            producer.list_topics(forward, timeout=30)
 
         def read() -> list[int]:
             # As the scorer polls: wait for one message, then take what has arrived already.
@@ -71,7 +89,14 @@ def librdkafka(bootstrap: str, topic: str) -> Iterator[Reader]:
             if first is None:
                 return []
             messages = [first, *consumer.consume(10_000, 0)]
-            return [m.timestamp()[1] for m in messages if m.error() is None]
+            records = [m for m in messages if m.error() is None]
+            if producer is not None and forward is not None:
+                for m in records:
+                    source = {"source": {"partition": m.partition(), "offset": m.offset()}}
+                    producer.produce(forward, orjson.dumps(source), m.key(), m.partition() or 0)
+                if producer.flush(10) or failed:
+                    sys.exit(f"forwarding failed: {failed[0].str() if failed else 'no answer'}")
+            return [m.timestamp()[1] for m in records]
 
         yield read
     finally:
@@ -86,10 +111,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--forward", metavar="TOPIC", default=None)
     args = parser.parse_args()
-    client = librdkafka if args.client == "librdkafka" else kafka_python
+    if args.forward and args.client != "librdkafka":
+        parser.error("--forward needs --client librdkafka")
+    reader = (
+        functools.partial(librdkafka, forward=args.forward)
+        if args.client == "librdkafka"
+        else kafka_python
+    )
     latencies: list[float] = []
-    with client(args.bootstrap, args.topic) as read:
+    with reader(args.bootstrap, args.topic) as read:
         gc.freeze()  # as the scorer does after start-up
         print("ready", flush=True)
         cpu0 = time.process_time()

@@ -343,6 +343,50 @@ class ShadowRegistry:
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "FRAUD_MODEL_ALIAS": "production"}
 
 
+@dataclass(frozen=True)
+class Hop:
+    """Each transaction's latency from its timestamp (CreateTime, set by the replay) to its
+    prediction's (LogAppendTime: when the broker wrote it), matched through the prediction's
+    `source`, in the order the transactions were sent; repeated predictions counted apart."""
+
+    sent_at: np.ndarray[Any, np.dtype[np.float64]]
+    latencies: np.ndarray[Any, np.dtype[np.float64]]
+    read_count: int
+    duplicates: int
+    offered_rate: float | None  # of every transaction sent, matched or not
+
+    @classmethod
+    def read(cls, bootstrap: str, topics: Mapping[str, str], sent: int) -> Hop:
+        transactions, predictions_topic = topics[TRANSACTIONS], topics[PREDICTIONS]
+        inputs = read_topic(bootstrap, transactions, sent)
+        written = sum(end_offsets(bootstrap, predictions_topic).values())
+        predictions = read_topic(bootstrap, predictions_topic, written)
+        created: dict[tuple[int, int], int] = {}
+        for record in inputs:
+            if record.timestamp_type != 0:
+                raise HarnessError(f"{transactions} records are not CreateTime-stamped")
+            created[(record.partition, record.offset)] = record.timestamp
+        latency_of: dict[tuple[int, int], int] = {}
+        duplicates = 0
+        for record in predictions:
+            if record.timestamp_type != 1:
+                raise HarnessError(f"{predictions_topic} records are not LogAppendTime-stamped")
+            source = orjson.loads(record.value)["source"]
+            key = (int(source["partition"]), int(source["offset"]))
+            if key in latency_of:
+                duplicates += 1
+                continue
+            latency_of[key] = record.timestamp - created[key]
+        matched = sorted((created[k], v) for k, v in latency_of.items())
+        return cls(
+            np.array([c for c, _ in matched], dtype=np.float64),
+            np.array([v for _, v in matched], dtype=np.float64),
+            len(predictions),
+            duplicates,
+            rate_of(list(created.values())),
+        )
+
+
 # -- the measurements --------------------------------------------------------------------------
 
 
@@ -598,29 +642,8 @@ class Bench:
             codes = self.stop_scorers(scorers)
             if monitor:
                 self.stop_monitor(monitor)
-        inputs = read_topic(self.bootstrap, transactions, sent)
-        predictions_topic = topics[PREDICTIONS]
-        written = sum(end_offsets(self.bootstrap, predictions_topic).values())
-        predictions = read_topic(self.bootstrap, predictions_topic, written)
-        created: dict[tuple[int, int], int] = {}
-        for record in inputs:
-            if record.timestamp_type != 0:
-                raise HarnessError(f"{transactions} records are not CreateTime-stamped")
-            created[(record.partition, record.offset)] = record.timestamp
-        latency_of: dict[tuple[int, int], int] = {}
-        duplicates = 0
-        for record in predictions:
-            if record.timestamp_type != 1:
-                raise HarnessError(f"{predictions_topic} records are not LogAppendTime-stamped")
-            source = orjson.loads(record.value)["source"]
-            key = (int(source["partition"]), int(source["offset"]))
-            if key in latency_of:
-                duplicates += 1
-                continue
-            latency_of[key] = record.timestamp - created[key]
-        matched = sorted((created[k], v) for k, v in latency_of.items())
-        sent_at = np.array([c for c, _ in matched], dtype=np.float64)
-        latencies = np.array([v for _, v in matched], dtype=np.float64)
+        hop = Hop.read(self.bootstrap, topics, sent)
+        sent_at, latencies = hop.sent_at, hop.latencies
         first = float(sent_at.min()) if sent_at.size else 0.0
         return {
             "offered_rate_target": LATENCY_RATE,
@@ -628,12 +651,12 @@ class Bench:
             "replay_process_seconds": load.seconds,
             # The reader's share counts until it consumed the last transaction (< 0.2 s more).
             "cpu": {**load.cpu, "reader_core_pct": round(100 * scorer_cpu / load.seconds, 1)},
-            "achieved_offered_rate": rate_of(list(created.values())),
+            "achieved_offered_rate": hop.offered_rate,
             "group_join_wait_seconds": round(joined, 2),
-            "predictions_read": len(predictions),
-            "matched": len(latency_of),
-            "matched_equals_sent": len(latency_of) == sent,
-            "duplicate_predictions": duplicates,
+            "predictions_read": hop.read_count,
+            "matched": latencies.size,
+            "matched_equals_sent": latencies.size == sent,
+            "duplicate_predictions": hop.duplicates,
             "dead_letters_total": sample_total(samples, "fraud_dead_letters_total"),
             "model_versions_scored": versions_scored([samples]),
             "scorer_view": scorer_view(samples),
@@ -659,6 +682,7 @@ class Bench:
             "producer_failed": failed,
             "producer_tps": round(records / seconds, 1),
             "kafka_python": readers["kafka-python"],
+            "forward": self.bare_reader(label, BARE_CLIENTS[0], forward=True),
         }
 
     def producer_floor(self, label: str) -> tuple[int, float, int]:
@@ -693,18 +717,24 @@ class Bench:
         left = producer.flush(120)
         return FLOOR_MESSAGES, time.perf_counter() - started, len(failures) + left
 
-    def bare_reader(self, label: str, client: str) -> dict[str, Any]:
+    def bare_reader(self, label: str, client: str, forward: bool = False) -> dict[str, Any]:
         """`client`'s bare consumer (benchmarks/bare_consumer.py) under the offered load: its
-        latencies, and the CPU it and the machine spent."""
-        topics = self.topics(f"{label}-{client}")
+        latencies, and the CPU it and the machine spent. With `forward`, it also sends each
+        record's source on, as the scorer sends its predictions, and `forwarded` is that hop's
+        end-to-end latency, taken as the scorer's."""
+        what = f"{client}-forward" if forward else client
+        name = f"{label}-bare-{what}"
+        topics = self.topics(f"{label}-{what}")
         sent = int(LATENCY_RATE * LATENCY_SECONDS)
-        name = f"{label}-bare-{client}"
         received = self.logs / f"{name}.txt"
         command = [
             sys.executable, "-m", "benchmarks.bare_consumer", "--bootstrap", self.bootstrap,
             "--topic", topics[TRANSACTIONS], "--client", client, "--count", str(sent),
             "--out", str(received), "--timeout", str(LATENCY_SECONDS + 90),
         ]  # fmt: skip
+        if forward:
+            stamp_on_append(self.bootstrap, topics[PREDICTIONS])
+            command += ["--forward", topics[PREDICTIONS]]
         log = self.logs / f"{name}.log"
         with log.open("wb") as out:
             consumer = subprocess.Popen(
@@ -729,12 +759,20 @@ class Bench:
         if not said:
             raise HarnessError(f"{name}: the bare consumer did not say its CPU time: {log}")
         reader_cpu = float(said[-1].removeprefix(CPU_LINE))
-        return {
+        figures = {
             "client": client,
             "cpu": {**load.cpu, "reader_core_pct": round(100 * reader_cpu / load.seconds, 1)},
             "transport_received": len(latencies),
             "transport_sent": sent,
             "transport": percentiles(latencies),
+        }
+        if not forward:
+            return figures
+        hop = Hop.read(self.bootstrap, topics, sent)
+        return figures | {
+            "forwarded_matched": hop.latencies.size,
+            "forwarded_duplicates": hop.duplicates,
+            "forwarded": percentiles(hop.latencies),
         }
 
     def baseline(self, label: str, classifier: Any) -> dict[str, Any]:
@@ -851,6 +889,21 @@ def measured(
     raise HarnessError(f"{what} stalled 3 times in a row; see the incidents printed above")
 
 
+def warm_up(bench: Bench, incidents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One latency measurement before the runs, not counted. A broker just started runs its
+    request paths in the JVM's interpreter until they are compiled, and the latency load is
+    thousands of small requests a second, unlike the drains' few large ones: the first latency
+    measurement of a fresh broker came out with the broker at 85-95 % of a core instead of
+    45-65 %, and once with a p90 over a second. Its figures are kept under `warmup`."""
+    result = measured("warmup", bench.latency, incidents)
+    figures = {"all": result["all"], "cpu": result["cpu"]}
+    console.print(
+        f"warm-up (not counted): latency p50 {figures['all']['p50_ms']} p99 "
+        f"{figures['all']['p99_ms']} ms, broker {figures['cpu']['broker_core_pct']}% of a core"
+    )
+    return figures
+
+
 def shadow_pair(
     bench: Bench, source: Mapping[str, str], number: int, registry: ShadowRegistry,
     incidents: list[dict[str, Any]],
@@ -933,12 +986,17 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
         medians[f"{name}_transport_p99_ms_lowest"] = lowest = min(floors)
         medians[f"tail_ratio_vs_{name}"] = round(medians["latency_p99_ms"] / lowest, 2)
     medians["tail_ratio"] = medians["tail_ratio_vs_bare"]
+    # Not a target: the consume-produce hop with no scoring, measured as the scorer's latency.
+    forwarded = [at(r, "client_floor", "forward", "forwarded", "p99_ms") for r in runs]
+    medians["forward_p99_ms_lowest"] = min(forwarded)
+    medians["tail_ratio_vs_forward"] = round(medians["latency_p99_ms"] / min(forwarded), 2)
     medians["cpu_during_load"] = {
         where: {k: over_runs(*path, "cpu", k) for k in at(runs[0], *path, "cpu")}
         for where, path in (
             ("scorer", ("latency",)),
             ("bare_librdkafka", ("client_floor",)),
             ("bare_kafka_python", ("client_floor", "kafka_python")),
+            ("bare_forward", ("client_floor", "forward")),
         )
     }
     stages = runs[0]["latency"]["stage_p99_ms"]
@@ -964,6 +1022,8 @@ def summarize(runs: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
         "kafka_python_transport_p99_ms": over_runs(
             "client_floor", "kafka_python", "transport", "p99_ms"
         ),
+        "forward_p50_ms": over_runs("client_floor", "forward", "forwarded", "p50_ms"),
+        "forward_p99_ms": over_runs("client_floor", "forward", "forwarded", "p99_ms"),
     }
 
 
@@ -1094,7 +1154,8 @@ def run_once(
         f"run {number}: latency p50 {lat['all']['p50_ms']} p99 {lat['all']['p99_ms']} max "
         f"{lat['all']['max_ms']} ms at {lat['achieved_offered_rate']} tx/s; bare client p99 "
         f"{floor['transport']['p99_ms']} ms (kafka-python "
-        f"{floor['kafka_python']['transport']['p99_ms']} ms); stage p99s {lat['stage_p99_ms']} "
+        f"{floor['kafka_python']['transport']['p99_ms']} ms; consume-produce hop p99 "
+        f"{floor['forward']['forwarded']['p99_ms']} ms); stage p99s {lat['stage_p99_ms']} "
         f"ms; CPU busy {lat['cpu']['machine_busy_pct']}% with the scorer, "
         f"{floor['cpu']['machine_busy_pct']}% with the bare client; baseline "
         f"{base['rate_tps']} tx/s, ratio {run['ratio']}; producer alone "
@@ -1124,6 +1185,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
         try:
             bench.broker_pid = broker.start(timeout=120.0).pid
             console.print(f"Kafka broker pid {bench.broker_pid} on {broker.bootstrap}")
+            warmup = warm_up(bench, incidents)
             for number in range(1, args.runs + 1):
                 baseline = functools.partial(bench.baseline, classifier=classifier)
                 run, found = run_once(bench, number, counts, baseline, shadow, compared)
@@ -1163,6 +1225,7 @@ def measure(args: argparse.Namespace, workdir: Path, logs: Path) -> dict[str, An
         "shadow": shadow_settings(shadow, shadow_skipped),
         "baseline_model_calls": profile,
         "notes": "benchmarks/README.md",
+        "warmup": warmup,
         "runs": runs,
         "medians": medians,
         "targets": targets(medians),

@@ -213,6 +213,10 @@ class StreamScorer:
                 "max.partition.fetch.bytes": 4 * 1024 * 1024,
                 # What librdkafka fetches ahead while a batch is scored, at most.
                 "queued.max.messages.kbytes": 16 * 1024,
+                # With that much (or queued.min.messages) waiting, librdkafka fetches again only
+                # after this pause, 1 s by default: in a drain the scorer emptied the queue and
+                # then waited in poll for most of that second.
+                "fetch.queue.backoff.ms": 10,
                 "session.timeout.ms": s.scorer_session_timeout_ms,
                 "heartbeat.interval.ms": max(1, s.scorer_session_timeout_ms // 3),
                 "statistics.interval.ms": STATS_INTERVAL_MS,
